@@ -1,0 +1,10 @@
+# Mask R-CNN + FPN with MambaOut-Base, 1x on COCO 2017 (paper Table 2: 100M params, 495G MACs).
+_base_ = './mambaout_tiny_1x.py'
+
+# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth
+pretrained = 'checkpoints/mambaout_base.pth'
+
+model = dict(
+    backbone=dict(arch='base', drop_path_rate=0.4,
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[128, 256, 512, 768]))

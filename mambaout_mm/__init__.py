@@ -1,0 +1,15 @@
+"""MambaOut backbones for mmdetection and mmsegmentation.
+
+Importing the package registers ``MambaOutBackbone`` in the installed toolboxes' ``MODELS``
+registries and lets mmengine checkpoints load under torch's safe unpickler.
+"""
+from .backbone import MambaOutBackbone
+from .checkpoint import CheckpointMismatchError, load_mambaout_weights
+from .mambaout import ARCH_SETTINGS, MambaOut
+from .safe_load import allow_mmengine_checkpoints
+from .version import __version__
+
+allow_mmengine_checkpoints()
+
+__all__ = ['ARCH_SETTINGS', 'CheckpointMismatchError', 'MambaOut', 'MambaOutBackbone',
+           'load_mambaout_weights', '__version__']

@@ -1,0 +1,172 @@
+"""MambaOut weights in every published layout, converted in one place and loaded with checks.
+
+Layouts understood:
+
+* official: plain state_dict with the official module names (``downsample_layers.*``,
+  ``stages.N.M.*``, ``norm.*``, ``head.fc1/norm/fc2.*``), as released on GitHub;
+* timm: ``stem.*``, ``stages.N.downsample.*``, ``stages.N.blocks.M.*``, ``head.*`` (``.pth`` or
+  ``.safetensors``), including the ``*_rw`` variants;
+* mmengine: a ``state_dict`` (or ``model``) wrapper with ``backbone.`` (and ``module.``)
+  prefixes, as saved by training a detector or segmentor.
+
+Everything is converted to the official layout, which the core model and the backbone share.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .mambaout import ARCH_SETTINGS, resolve_arch
+
+OFFICIAL_RELEASE = 'https://github.com/yuweihao/MambaOut/releases/download/model'
+
+#: timm key prefix -> official key prefix (first match wins; applied after the stage rules).
+_TIMM_HEAD_TO_OFFICIAL = (
+    ('head.pre_logits.fc.', 'head.fc1.'),
+    ('head.pre_logits.norm.', 'head.norm.'),
+    ('head.norm.', 'norm.'),
+    ('head.fc.', 'head.fc2.'),
+)
+#: keys of the classification head in the official layout (a backbone has none of them).
+CLASSIFIER_PREFIXES = ('norm.', 'head.')
+#: keys a dense-prediction backbone adds to the trunk (its per-stage output norms).
+OUTPUT_NORM_PATTERN = re.compile(r'^norm\d+\.')
+
+
+class CheckpointMismatchError(RuntimeError):
+    """Weights that do not fit the model they are loaded into."""
+
+
+def read_checkpoint(path: str | Path) -> Any:
+    """Load a ``.pth``/``.pt``/``.safetensors`` file on the CPU, without running pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'MambaOut checkpoint not found: {path}. Download the official ImageNet weights, e.g. '
+            f'`wget -P {path.parent} {OFFICIAL_RELEASE}/{path.name}` (files mambaout_'
+            f'{{femto,kobe,tiny,small,base}}.pth), or point the config at your file '
+            f"(init_cfg=dict(type='Pretrained', checkpoint=...)).")
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        return load_file(str(path), device='cpu')
+    return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
+    """The tensors of a plain state_dict or of an mmengine/official training checkpoint."""
+    if isinstance(obj, Mapping):
+        for wrapper in ('state_dict', 'model'):
+            if wrapper in obj and isinstance(obj[wrapper], Mapping):
+                obj = obj[wrapper]
+                break
+    if not isinstance(obj, Mapping) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise CheckpointMismatchError(
+            'Not a state_dict: expected a mapping of names to tensors, or one under a '
+            f"'state_dict'/'model' key; got {type(obj).__name__}.")
+    return dict(obj)
+
+
+def is_timm_layout(state_dict: Mapping[str, torch.Tensor]) -> bool:
+    return any(k.startswith('stem.') or re.match(r'stages\.\d+\.(blocks|downsample)\.', k)
+               for k in state_dict)
+
+
+def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename timm's MambaOut keys to the official ones (the inverse of timm's filter)."""
+    out = {}
+    for key, value in state_dict.items():
+        key = re.sub(r'^stem\.', 'downsample_layers.0.', key)
+        key = re.sub(r'^stages\.(\d+)\.downsample\.', r'downsample_layers.\1.', key)
+        key = re.sub(r'^stages\.(\d+)\.blocks\.(\d+)\.', r'stages.\1.\2.', key)
+        for old, new in _TIMM_HEAD_TO_OFFICIAL:
+            if key.startswith(old):
+                key = new + key[len(old):]
+                break
+        out[key] = value
+    return out
+
+
+def to_official_layout(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Any supported layout -> official names (``module.``/``backbone.`` prefixes removed;
+    from a whole detector or segmentor only the backbone is kept)."""
+    sd = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
+    if any(k.startswith('backbone.') for k in sd):
+        sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
+    return timm_to_official(sd) if is_timm_layout(sd) else sd
+
+
+def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The variant in ``ARCH_SETTINGS`` whose parameter shapes an official-layout state_dict has."""
+    def shape(key: str) -> tuple[int, ...] | None:
+        return tuple(state_dict[key].shape) if key in state_dict else None
+
+    for name in ARCH_SETTINGS:
+        s = resolve_arch(name)
+        fits = [shape(f'stages.{i}.{depth - 1}.fc2.weight') == (dim, int(s['expansion_ratio'] * dim))
+                and shape(f'stages.{i}.{depth}.fc2.weight') is None
+                for i, (depth, dim) in enumerate(zip(s['depths'], s['dims']))]
+        fits += [
+            shape('stages.0.0.conv.weight') == (int(s['conv_ratio'] * s['dims'][0]), 1,
+                                                s['kernel_size'], s['kernel_size']),
+            ('downsample_layers.0.norm1.weight' in state_dict) == s['stem_mid_norm'],
+            ('stages.0.0.ls.gamma' in state_dict) == (s['ls_init_value'] is not None),
+        ]
+        if all(fits):
+            return name
+    return None
+
+
+def _listing(keys: list[str], limit: int = 8) -> str:
+    shown = ', '.join(keys[:limit])
+    return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
+
+
+def load_mambaout_weights(model: nn.Module, path: str | Path,
+                          logger: logging.Logger | None = None,
+                          ignore_prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Load a MambaOut checkpoint of any layout into ``model`` (a trunk or a classifier).
+
+    Keys the model lacks are tolerated only under ``ignore_prefixes`` (e.g. the classification
+    head, for a backbone) and keys the checkpoint lacks only for the backbone's output norms (which the
+    classification weights do not have). Anything else, and any shape mismatch, raises
+    :class:`CheckpointMismatchError` naming the keys and shapes. Returns what was loaded,
+    dropped and left at initialisation.
+    """
+    logger = logger or logging.getLogger(__name__)
+    source = to_official_layout(extract_state_dict(read_checkpoint(path)))
+    own = model.state_dict()
+
+    dropped = [k for k in source if k not in own and k.startswith(ignore_prefixes)]
+    unexpected = [k for k in source if k not in own and k not in dropped]
+    fresh = [k for k in own if k not in source and OUTPUT_NORM_PATTERN.match(k)]
+    missing = [k for k in own if k not in source and k not in fresh]
+    mismatched = [f'{k}: checkpoint {tuple(source[k].shape)} vs model {tuple(own[k].shape)}'
+                  for k in own if k in source and source[k].shape != own[k].shape]
+    loaded = [k for k in own if k in source]
+    if mismatched or unexpected or missing or not loaded:
+        guess = infer_arch(source)
+        problems = [f'{len(loaded)} of {len(own)} model tensors matched']
+        if mismatched:
+            problems.append(f'shape mismatches: {_listing(mismatched, 4)}')
+        if missing:
+            problems.append(f'missing from the checkpoint: {_listing(missing)}')
+        if unexpected:
+            problems.append(f'not in the model: {_listing(unexpected)}')
+        hint = (f"The checkpoint looks like arch='{guess}'; build the model with that arch."
+                if guess else 'Check that the file is a MambaOut checkpoint of the right variant.')
+        raise CheckpointMismatchError(
+            f'MambaOut checkpoint {path} does not fit the model: ' + '; '.join(problems)
+            + f'. {hint}')
+
+    model.load_state_dict({k: source[k] for k in loaded}, strict=False)
+    logger.info(f'Loaded {len(loaded)} MambaOut tensors from {path}.')
+    if dropped:
+        logger.info(f'Dropped {len(dropped)} tensors the model does not use: {_listing(dropped)}.')
+    if fresh:
+        logger.info(f'Initialised {len(fresh)} tensors not in the checkpoint: {_listing(fresh)}.')
+    return dict(loaded=loaded, dropped=dropped, fresh=fresh)

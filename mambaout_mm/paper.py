@@ -1,0 +1,33 @@
+"""The paper's reference numbers (Tables 2, 3 and 4), read from the package's one data file."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+TABLES = {
+    'imagenet': 'table4_imagenet',
+    'det': 'table2_mask_rcnn_1x_coco',
+    'seg': 'table3_upernet_160k_ade20k',
+}
+
+
+@lru_cache(maxsize=None)
+def _load() -> dict[str, Any]:
+    return json.loads(resources.files('mambaout_mm').joinpath('data/paper_results.json').read_text())
+
+
+def paper_table(task: str) -> dict[str, dict[str, Any]]:
+    """Rows of a table: ``'imagenet'`` (by variant), ``'det'`` or ``'seg'`` (by backbone name)."""
+    if task not in TABLES:
+        raise KeyError(f'Unknown table {task!r}; choose one of {sorted(TABLES)}.')
+    return _load()[TABLES[task]]['rows']
+
+
+def paper_row(task: str, backbone: str) -> dict[str, Any]:
+    """One row, e.g. ``paper_row('det', 'MambaOut-Tiny')`` or ``paper_row('imagenet', 'tiny')``."""
+    rows = paper_table(task)
+    if backbone not in rows:
+        raise KeyError(f'{backbone!r} is not in the paper table {task!r}; rows: {sorted(rows)}.')
+    return rows[backbone]

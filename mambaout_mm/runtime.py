@@ -1,0 +1,194 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: config loading, checks made before a run,
+and the settings that differ between mmdetection and mmsegmentation."""
+from __future__ import annotations
+
+import os
+import os.path as osp
+from typing import Any, Iterator
+
+import torch
+from mmengine.config import Config, ConfigDict
+
+#: What each dataset type expects on disk, for the message when it is missing.
+DATASET_LAYOUTS = {
+    'CocoDataset': ('COCO 2017: data/coco/annotations/instances_{train,val}2017.json and '
+                    'data/coco/{train,val}2017/*.jpg (https://cocodataset.org/#download)'),
+    'ADE20KDataset': ('ADE20K (SceneParsing): data/ade/ADEChallengeData2016/'
+                      '{images,annotations}/{training,validation}/ '
+                      '(http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip)'),
+}
+SHAPES_HINT = ('To try the project without it, generate a small stand-in: '
+               'python tools/make_shapes.py {coco,ade} DIR (see the README).')
+
+
+class RunSetupError(RuntimeError):
+    """A run cannot start: a file is missing or an option does not fit this machine."""
+
+
+def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:
+    """Read a config, apply ``--cfg-options`` and settle ``work_dir`` as mmdet/mmseg tools do."""
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.get('optim_wrapper', {}).get('type') == 'OptimWrapper':
+        # `--cfg-options optim_wrapper.type=OptimWrapper` on an AMP config leaves AMP-only keys.
+        for key in ('loss_scale', 'dtype'):
+            cfg.optim_wrapper.pop(key, None)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    toolbox(cfg)
+    return cfg
+
+
+def toolbox(cfg: Config) -> str:
+    """``'mmdet'`` or ``'mmseg'``, from the config's ``default_scope``."""
+    scope = cfg.get('default_scope')
+    if scope not in ('mmdet', 'mmseg'):
+        raise RunSetupError(f"default_scope must be 'mmdet' or 'mmseg' (inherit mmdet's or mmseg's "
+                            f"default_runtime), got {scope!r}.")
+    return scope
+
+
+def _init_cfgs(node: Any) -> Iterator[dict]:
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        for cfg in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
+            if isinstance(cfg, dict):
+                yield cfg
+        for value in node.values():
+            yield from _init_cfgs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _init_cfgs(value)
+
+
+def check_pretrained_weights(cfg: Config) -> None:
+    """Fail before training when a ``Pretrained`` checkpoint file named by the model is missing."""
+    for init_cfg in _init_cfgs(cfg.model):
+        path = init_cfg.get('checkpoint')
+        if init_cfg.get('type') == 'Pretrained' and path and '://' not in path \
+                and not osp.isfile(path):
+            raise RunSetupError(
+                f'Pretrained weights not found: {path}. Download the official ImageNet '
+                f'checkpoint into it, e.g. `mkdir -p {osp.dirname(path) or "."} && wget -O {path} '
+                f'https://github.com/yuweihao/MambaOut/releases/download/model/'
+                f'{osp.basename(path)}`, or set another path with '
+                f'--cfg-options model.backbone.init_cfg.checkpoint=PATH '
+                f'(model.backbone.init_cfg=None trains from scratch).')
+
+
+def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
+    if 'datasets' in cfg:
+        for child in cfg.datasets:
+            yield from _datasets(child)
+    elif 'dataset' in cfg:
+        yield from _datasets(cfg.dataset)
+    else:
+        yield cfg
+
+
+def check_datasets(cfg: Config, phases: tuple[str, ...]) -> None:
+    """Fail before the run when an annotation file or image folder a dataloader needs is missing."""
+    for phase in phases:
+        loader = cfg.get(f'{phase}_dataloader')
+        if loader is None:
+            continue
+        for dataset in _datasets(loader.dataset):
+            root = dataset.get('data_root') or ''
+            ann_file = dataset.get('ann_file') or ''
+            prefixes = dataset.get('data_prefix') or {}
+            needed = [osp.join(root, ann_file)] if ann_file else []
+            needed += [osp.join(root, p) for p in prefixes.values() if p]
+            missing = [p for p in needed if not osp.exists(p)]
+            if missing:
+                layout = DATASET_LAYOUTS.get(dataset.get('type'), 'see the dataset config')
+                raise RunSetupError(
+                    f'{dataset.get("type")} for {phase} is missing {", ".join(missing)}. '
+                    f'Expected layout: {layout}. Put the data there, or set '
+                    f'--cfg-options {phase}_dataloader.dataset.data_root=DIR. {SHAPES_HINT}')
+
+
+def uses_amp(cfg: Config) -> bool:
+    return cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+
+
+def enable_amp(cfg: Config) -> None:
+    """``--amp``: FP16 with a dynamic loss scale through mmengine's ``AmpOptimWrapper``."""
+    if cfg.optim_wrapper.get('type') != 'AmpOptimWrapper':
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def check_amp_device(cfg: Config) -> None:
+    """FP16 training needs a GPU; refuse it here instead of deep inside mmengine."""
+    if uses_amp(cfg) and not torch.cuda.is_available():
+        raise RunSetupError(
+            'Mixed precision (AmpOptimWrapper, FP16 with a dynamic loss scale) needs a CUDA GPU and '
+            'none is available. Drop --amp, or for a config that selects it (the Table 2/3 configs '
+            'do), train in fp32 with --cfg-options optim_wrapper.type=OptimWrapper.')
+
+
+def setup_launcher(cfg: Config, launcher: str) -> None:
+    """Distributed runs: NCCL on GPUs; on CPUs gloo, DDP without device_ids (mmengine assumes CUDA)."""
+    cfg.launcher = launcher
+    if launcher == 'none' or torch.cuda.is_available():
+        return
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+    if launcher == 'pytorch' and not torch.distributed.is_initialized():
+        # mmengine's own init calls torch.cuda.set_device(LOCAL_RANK), which fails without CUDA.
+        torch.distributed.init_process_group(backend='gloo')
+
+
+def enable_visualization(cfg: Config, show_dir: str) -> None:
+    """``--show-dir``: draw test predictions into ``show_dir`` (each toolbox has its own key)."""
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise RunSetupError('--show-dir needs default_hooks.visualization in the config.')
+    hook['draw'] = True
+    hook['interval'] = 1
+    if toolbox(cfg) == 'mmdet':
+        hook['test_out_dir'] = show_dir
+    else:
+        cfg.visualizer['save_dir'] = show_dir
+
+
+def enable_output(cfg: Config, out: str) -> None:
+    """``--out``: mmdet dumps predictions to a ``.pkl``; mmseg writes label PNGs into a folder."""
+    if toolbox(cfg) == 'mmdet':
+        if not out.endswith(('.pkl', '.pickle')):
+            raise RunSetupError(f'--out for detection must be a .pkl file, got {out}.')
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) \
+            else [cfg.test_evaluator]
+        cfg.test_evaluator = [*evaluators, dict(type='DumpDetResults', out_file_path=out)]
+    else:
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+
+
+def enable_tta(cfg: Config) -> None:
+    """``--tta``: wrap the model in the config's ``tta_model`` and test with ``tta_pipeline``."""
+    if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+        raise RunSetupError('--tta needs tta_model and tta_pipeline in the config.')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.tta_model.module = cfg.model
+    cfg.model = cfg.tta_model
+
+
+def build_runner(cfg: Config):
+    """The Runner a config asks for (``runner_type``), in the config's toolbox scope."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def local_rank_env(local_rank: int | None) -> None:
+    """Old launchers pass ``--local_rank``; mmengine reads ``LOCAL_RANK``."""
+    if local_rank is not None and 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = str(local_rank)

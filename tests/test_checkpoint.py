@@ -1,0 +1,127 @@
+"""Loading weights in every layout, with clear errors for the ones that do not fit."""
+import logging
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from mambaout_mm import CheckpointMismatchError, MambaOut, MambaOutBackbone
+from mambaout_mm.checkpoint import load_mambaout_weights, to_official_layout
+
+from .conftest import randomize_
+
+
+def assert_trunk_equals(backbone, state_dict):
+    own = backbone.state_dict()
+    trunk_keys = [k for k in own if k.startswith(('downsample_layers.', 'stages.'))]
+    assert trunk_keys
+    for k in trunk_keys:
+        torch.testing.assert_close(own[k], state_dict[k], rtol=0, atol=0)
+
+
+def pretrained(path, **kwargs):
+    return MambaOutBackbone('femto', init_cfg=dict(type='Pretrained', checkpoint=str(path)),
+                            **kwargs)
+
+
+def test_official_checkpoint_loads_strictly_into_the_classifier(official_femto):
+    path, state_dict = official_femto
+    model = MambaOut('femto')
+    model.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    torch.testing.assert_close(model.head.fc2.weight, state_dict['head.fc2.weight'])
+
+
+def test_official_checkpoint_into_backbone_drops_head_and_logs(official_femto, caplog):
+    path, state_dict = official_femto
+    backbone = pretrained(path)
+    norm0_before = backbone.norm0.weight.clone()
+    with caplog.at_level(logging.INFO):
+        report = load_mambaout_weights(backbone, path, ignore_prefixes=('norm.', 'head.'))
+    assert_trunk_equals(backbone, state_dict)
+    assert sorted(report['dropped']) == sorted(k for k in state_dict if k.startswith(('norm.', 'head.')))
+    assert report['fresh'] == [f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias')]
+    torch.testing.assert_close(backbone.norm0.weight, norm0_before)
+    assert 'Dropped 8 tensors' in caplog.text
+
+
+def test_init_cfg_pretrained_loads_through_init_weights(official_femto):
+    path, state_dict = official_femto
+    backbone = pretrained(path)
+    backbone.init_weights()
+    assert_trunk_equals(backbone, state_dict)
+
+
+@pytest.mark.parametrize('suffix', ['.pth', '.safetensors'])
+def test_timm_checkpoint_loads(tmp_path, suffix):
+    reference = randomize_(timm.create_model('mambaout_femto'), seed=3)
+    path = tmp_path / f'timm_femto{suffix}'
+    if suffix == '.safetensors':
+        save_file(reference.state_dict(), str(path))
+    else:
+        torch.save(reference.state_dict(), path)
+    backbone = pretrained(path)
+    backbone.init_weights()
+    assert_trunk_equals(backbone, to_official_layout(reference.state_dict()))
+
+
+def test_mmengine_detector_checkpoint_loads_backbone_and_output_norms(tmp_path, official_femto):
+    _, state_dict = official_femto
+    trained = randomize_(MambaOutBackbone('femto'), seed=4).state_dict()
+    wrapped = {'meta': {'epoch': 12}, 'state_dict': {
+        **{f'backbone.{k}': v for k, v in trained.items()},
+        'neck.lateral_convs.0.conv.weight': torch.zeros(1)}}
+    path = tmp_path / 'epoch_12.pth'
+    torch.save(wrapped, path)
+    backbone = pretrained(path)
+    backbone.init_weights()
+    for k, v in backbone.state_dict().items():
+        torch.testing.assert_close(v, trained[k], rtol=0, atol=0)
+
+
+def test_subset_of_stages_ignores_the_pruned_stages(official_femto):
+    path, state_dict = official_femto
+    backbone = pretrained(path, out_indices=(0, 1))
+    backbone.init_weights()
+    assert_trunk_equals(backbone, state_dict)
+
+
+def test_wrong_variant_names_shapes_and_the_right_arch(tmp_path):
+    path = tmp_path / 'mambaout_kobe.pth'
+    torch.save(MambaOut('kobe').state_dict(), path)
+    with pytest.raises(CheckpointMismatchError) as err:
+        pretrained(path).init_weights()
+    message = str(err.value)
+    assert 'missing from the checkpoint' not in message  # kobe has every femto key...
+    assert 'not in the model: stages.2.9.' in message     # ...and more blocks
+    assert "looks like arch='kobe'" in message
+
+    path = tmp_path / 'mambaout_tiny.pth'
+    torch.save(MambaOut('tiny').state_dict(), path)
+    with pytest.raises(CheckpointMismatchError, match=r"downsample_layers.0.conv1.weight: "
+                       r"checkpoint \(48, 3, 3, 3\) vs model \(24, 3, 3, 3\).*arch='tiny'"):
+        pretrained(path).init_weights()
+
+
+def test_corrupted_checkpoint_names_missing_keys(tmp_path, official_femto):
+    _, state_dict = official_femto
+    broken = {k: v for k, v in state_dict.items() if not k.startswith('stages.3.1.')}
+    path = tmp_path / 'broken.pth'
+    torch.save(broken, path)
+    with pytest.raises(CheckpointMismatchError, match=r'missing from the checkpoint: stages.3.1.norm.weight'):
+        pretrained(path).init_weights()
+
+
+def test_not_a_mambaout_checkpoint(tmp_path):
+    path = tmp_path / 'resnet.pth'
+    torch.save({'conv1.weight': torch.zeros(64, 3, 7, 7)}, path)
+    with pytest.raises(CheckpointMismatchError, match='0 of .* model tensors matched'):
+        pretrained(path).init_weights()
+    torch.save([1, 2, 3], path)
+    with pytest.raises(CheckpointMismatchError, match='Not a state_dict'):
+        pretrained(path).init_weights()
+
+
+def test_missing_file_says_where_to_get_weights(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r'releases/download/model/mambaout_femto.pth'):
+        pretrained(tmp_path / 'mambaout_femto.pth').init_weights()
