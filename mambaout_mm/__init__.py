@@ -1,8 +1,10 @@
 """MambaOut backbones for mmdetection and mmsegmentation.
 
 Importing the package registers ``MambaOutBackbone`` in the installed toolboxes' ``MODELS``
-registries and lets mmengine checkpoints load under torch's safe unpickler.
+registries, ``CPUAutocastOptimWrapper`` in mmengine's ``OPTIM_WRAPPERS``, and lets mmengine
+checkpoints load under torch's safe unpickler.
 """
+from .amp import CPUAutocastOptimWrapper
 from .backbone import MambaOutBackbone
 from .checkpoint import CheckpointMismatchError, load_mambaout_weights
 from .mambaout import ARCH_SETTINGS, MambaOut
@@ -11,5 +13,5 @@ from .version import __version__
 
 allow_mmengine_checkpoints()
 
-__all__ = ['ARCH_SETTINGS', 'CheckpointMismatchError', 'MambaOut', 'MambaOutBackbone',
-           'load_mambaout_weights', '__version__']
+__all__ = ['ARCH_SETTINGS', 'CheckpointMismatchError', 'CPUAutocastOptimWrapper', 'MambaOut',
+           'MambaOutBackbone', 'load_mambaout_weights', '__version__']

@@ -107,7 +107,8 @@ def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> str | None:
 
     for name in ARCH_SETTINGS:
         s = resolve_arch(name)
-        fits = [shape(f'stages.{i}.{depth - 1}.fc2.weight') == (dim, int(s['expansion_ratio'] * dim))
+        fits = [shape(f'stages.{i}.{depth - 1}.fc2.weight')
+                == (dim, int(s['expansion_ratio'] * dim))
                 and shape(f'stages.{i}.{depth}.fc2.weight') is None
                 for i, (depth, dim) in enumerate(zip(s['depths'], s['dims']))]
         fits += [
@@ -126,21 +127,16 @@ def _listing(keys: list[str], limit: int = 8) -> str:
     return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
 
-def load_mambaout_weights(model: nn.Module, path: str | Path,
-                          logger: logging.Logger | None = None,
-                          ignore_prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
-    """Load a MambaOut checkpoint of any layout into ``model`` (a trunk or a classifier).
+def check_weights(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor],
+                  what: str = 'MambaOut checkpoint',
+                  ignore_prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Match official-layout ``source`` tensors to a model's state_dict ``own`` by name and shape.
 
-    Keys the model lacks are tolerated only under ``ignore_prefixes`` (e.g. the classification
-    head, for a backbone) and keys the checkpoint lacks only for the backbone's output norms (which the
-    classification weights do not have). Anything else, and any shape mismatch, raises
-    :class:`CheckpointMismatchError` naming the keys and shapes. Returns what was loaded,
-    dropped and left at initialisation.
+    Keys the model lacks are tolerated only under ``ignore_prefixes`` and keys the source lacks only
+    for the backbone's output norms. Anything else, and any shape mismatch, raises
+    :class:`CheckpointMismatchError` naming the keys, the shapes and the variant ``source`` looks
+    like (``what`` names the source in the message). Returns the keys loaded, dropped and fresh.
     """
-    logger = logger or logging.getLogger(__name__)
-    source = to_official_layout(extract_state_dict(read_checkpoint(path)))
-    own = model.state_dict()
-
     dropped = [k for k in source if k not in own and k.startswith(ignore_prefixes)]
     unexpected = [k for k in source if k not in own and k not in dropped]
     fresh = [k for k in own if k not in source and OUTPUT_NORM_PATTERN.match(k)]
@@ -160,13 +156,30 @@ def load_mambaout_weights(model: nn.Module, path: str | Path,
         hint = (f"The checkpoint looks like arch='{guess}'; build the model with that arch."
                 if guess else 'Check that the file is a MambaOut checkpoint of the right variant.')
         raise CheckpointMismatchError(
-            f'MambaOut checkpoint {path} does not fit the model: ' + '; '.join(problems)
-            + f'. {hint}')
+            f'{what} does not fit the model: ' + '; '.join(problems) + f'. {hint}')
+    return dict(loaded=loaded, dropped=dropped, fresh=fresh)
 
+
+def load_mambaout_weights(model: nn.Module, path: str | Path,
+                          logger: logging.Logger | None = None,
+                          ignore_prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Load a MambaOut checkpoint of any layout into ``model`` (a trunk or a classifier).
+
+    Keys the model lacks are tolerated only under ``ignore_prefixes`` (e.g. the classification
+    head, for a backbone) and keys the checkpoint lacks only for the backbone's output norms
+    (which the classification weights do not have). Anything else, and any shape mismatch, raises
+    :class:`CheckpointMismatchError` naming the keys and shapes (see :func:`check_weights`).
+    Returns what was loaded, dropped and left at initialisation.
+    """
+    logger = logger or logging.getLogger(__name__)
+    source = to_official_layout(extract_state_dict(read_checkpoint(path)))
+    report = check_weights(model.state_dict(), source, f'MambaOut checkpoint {path}',
+                           ignore_prefixes)
+    loaded, dropped, fresh = report['loaded'], report['dropped'], report['fresh']
     model.load_state_dict({k: source[k] for k in loaded}, strict=False)
     logger.info(f'Loaded {len(loaded)} MambaOut tensors from {path}.')
     if dropped:
         logger.info(f'Dropped {len(dropped)} tensors the model does not use: {_listing(dropped)}.')
     if fresh:
         logger.info(f'Initialised {len(fresh)} tensors not in the checkpoint: {_listing(fresh)}.')
-    return dict(loaded=loaded, dropped=dropped, fresh=fresh)
+    return report

@@ -2,6 +2,7 @@
 and the settings that differ between mmdetection and mmsegmentation."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import os.path as osp
 from typing import Any, Iterator
@@ -25,8 +26,26 @@ class RunSetupError(RuntimeError):
     """A run cannot start: a file is missing or an option does not fit this machine."""
 
 
+def resolve_config_path(path: str) -> str:
+    """A config file, or one shipped with a toolbox written ``mmdet::swin/....py``."""
+    if '::' not in path:
+        if not osp.isfile(path):
+            raise RunSetupError(f'config file not found: {path}')
+        return path
+    package, relative = path.split('::', 1)
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise RunSetupError(f'{path}: package {package!r} is not installed.')
+    resolved = osp.join(osp.dirname(spec.origin), '.mim', 'configs', relative)
+    if not osp.isfile(resolved):
+        raise RunSetupError(f'{path}: no such config in {package} ({resolved}).')
+    return resolved
+
+
 def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None = None) -> Config:
-    """Read a config, apply ``--cfg-options`` and settle ``work_dir`` as mmdet/mmseg tools do."""
+    """Read a config (a file or ``mmdet::``/``mmseg::`` one), apply ``--cfg-options`` and settle
+    ``work_dir`` as mmdet/mmseg tools do."""
+    path = resolve_config_path(path)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
@@ -111,27 +130,36 @@ def check_datasets(cfg: Config, phases: tuple[str, ...]) -> None:
 
 
 def uses_amp(cfg: Config) -> bool:
-    return cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+    return cfg.optim_wrapper.get('type') in ('AmpOptimWrapper', 'CPUAutocastOptimWrapper')
 
 
-def enable_amp(cfg: Config) -> None:
-    """``--amp``: FP16 with a dynamic loss scale through mmengine's ``AmpOptimWrapper``."""
-    if cfg.optim_wrapper.get('type') != 'AmpOptimWrapper':
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+def setup_amp(cfg: Config, requested: bool) -> str | None:
+    """Mixed precision for ``--amp`` or a config that asks for it; returns what was chosen.
 
-
-def check_amp_device(cfg: Config) -> None:
-    """FP16 training needs a GPU; refuse it here instead of deep inside mmengine."""
-    if uses_amp(cfg) and not torch.cuda.is_available():
-        raise RunSetupError(
-            'Mixed precision (AmpOptimWrapper, FP16 with a dynamic loss scale) needs a CUDA GPU and '
-            'none is available. Drop --amp, or for a config that selects it (the Table 2/3 configs '
-            'do), train in fp32 with --cfg-options optim_wrapper.type=OptimWrapper.')
+    With a GPU: FP16 with a dynamic loss scale (mmengine's ``AmpOptimWrapper``, as in the paper).
+    Without one: bfloat16 autocast through :class:`mambaout_mm.amp.CPUAutocastOptimWrapper`.
+    """
+    if not (requested or uses_amp(cfg)):
+        return None
+    wrapper = cfg.optim_wrapper
+    if torch.cuda.is_available():
+        if wrapper.get('type') != 'AmpOptimWrapper':
+            wrapper.pop('modules', None)
+            wrapper.type = 'AmpOptimWrapper'
+            wrapper.setdefault('loss_scale', 'dynamic')
+        return 'fp16 autocast with a dynamic loss scale (AmpOptimWrapper)'
+    from .amp import AUTOCAST_MODULES
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        wrapper.pop(key, None)
+    wrapper.type = 'CPUAutocastOptimWrapper'
+    wrapper.setdefault('modules', list(AUTOCAST_MODULES[toolbox(cfg)]))
+    modules = ', '.join(wrapper.modules)
+    return f'no GPU: bfloat16 autocast of {modules} (CPUAutocastOptimWrapper)'
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:
-    """Distributed runs: NCCL on GPUs; on CPUs gloo, DDP without device_ids (mmengine assumes CUDA)."""
+    """Distributed runs: NCCL on GPUs; on CPUs gloo and DDP without device_ids (mmengine assumes
+    CUDA for both)."""
     cfg.launcher = launcher
     if launcher == 'none' or torch.cuda.is_available():
         return

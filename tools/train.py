@@ -7,16 +7,19 @@ import argparse
 
 from mmengine.config import DictAction
 
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_amp_device, check_datasets,
-                                 check_pretrained_weights, enable_amp, load_config,
-                                 local_rank_env, setup_launcher)
+from mmengine.logging import print_log
+
+from mambaout_mm.runtime import (RunSetupError, build_runner, check_datasets,
+                                 check_pretrained_weights, load_config, local_rank_env,
+                                 setup_amp, setup_launcher)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
-    parser.add_argument('--amp', action='store_true', help='enable mixed precision training')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: FP16 on a GPU, bfloat16 autocast on a CPU')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by total batch size / auto_scale_lr.base_batch_size')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
@@ -35,9 +38,7 @@ def main() -> None:
     local_rank_env(args.local_rank)
     try:
         cfg = load_config(args.config, args.cfg_options, args.work_dir)
-        if args.amp:
-            enable_amp(cfg)
-        check_amp_device(cfg)
+        amp = setup_amp(cfg, args.amp)
         if args.auto_scale_lr:
             if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
                 raise RunSetupError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
@@ -53,7 +54,10 @@ def main() -> None:
         setup_launcher(cfg, args.launcher)
     except RunSetupError as err:
         raise SystemExit(f'error: {err}') from None
-    build_runner(cfg).train()
+    runner = build_runner(cfg)
+    if amp:
+        print_log(f'Mixed precision: {amp}', logger='current')
+    runner.train()
 
 
 if __name__ == '__main__':

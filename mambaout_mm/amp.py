@@ -1,0 +1,88 @@
+"""Mixed precision on the CPU: bfloat16 autocast through an mmengine optimizer wrapper.
+
+mmengine's ``AmpOptimWrapper`` (FP16 with a loss scale) needs a GPU. On a CPU, bfloat16 needs no
+loss scale, but mmcv's CPU ops (RoIAlign, NMS) take float32 only, so autocast covers the named
+submodules alone (backbone and neck for detectors; backbone and heads for segmentors), whose
+outputs are cast back to float32 for the rest of the model.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Iterator, Sequence
+
+import torch
+from mmengine.optim import OptimWrapper
+from mmengine.registry import OPTIM_WRAPPERS
+from torch import nn
+
+#: Submodules that run in bfloat16 under ``CPUAutocastOptimWrapper``, per toolbox.
+AUTOCAST_MODULES = {
+    'mmdet': ('backbone', 'neck'),
+    'mmseg': ('backbone', 'decode_head', 'auxiliary_head'),
+}
+
+
+def _to_float32(obj: Any) -> Any:
+    if torch.is_tensor(obj):
+        return obj.float() if obj.is_floating_point() else obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_float32(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _to_float32(v) for k, v in obj.items()}
+    return obj
+
+
+@contextlib.contextmanager
+def autocast_submodules(model: nn.Module, names: Sequence[str] | None,
+                        dtype: torch.dtype = torch.bfloat16) -> Iterator[None]:
+    """Run ``model`` (``names=None``) or its named children under CPU autocast; the children's
+    outputs come back as float32."""
+    model = getattr(model, 'module', model)  # DDP
+    if names is None:
+        with torch.autocast('cpu', dtype=dtype):
+            yield
+        return
+    patched = []
+    for name in names:
+        module = getattr(model, name, None)
+        if module is None:
+            continue
+        forward = module.forward
+
+        def autocast_forward(*args, _forward=forward, **kwargs):
+            with torch.autocast('cpu', dtype=dtype):
+                return _to_float32(_forward(*args, **kwargs))
+        module.forward = autocast_forward
+        patched.append(module)
+    if not patched:
+        raise ValueError(f'None of the autocast modules {tuple(names)} is in '
+                         f'{type(model).__name__}.')
+    try:
+        yield
+    finally:
+        for module in patched:
+            del module.forward  # back to the class's forward
+
+
+@OPTIM_WRAPPERS.register_module()
+class CPUAutocastOptimWrapper(OptimWrapper):
+    """An ``OptimWrapper`` whose forward runs in bfloat16 autocast on the CPU.
+
+    Args:
+        modules: names of the submodules to autocast (``None``: the whole model).
+        dtype: autocast dtype, ``'bfloat16'`` (float16 on a CPU is slow and needs a loss scale).
+    """
+
+    def __init__(self, *args, modules: Sequence[str] | None = None, dtype: str = 'bfloat16',
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if dtype != 'bfloat16':
+            raise ValueError(f"CPUAutocastOptimWrapper supports dtype='bfloat16', got {dtype!r}.")
+        self.modules = tuple(modules) if modules is not None else None
+        self.cast_dtype = torch.bfloat16
+
+    @contextlib.contextmanager
+    def optim_context(self, model: nn.Module) -> Iterator[None]:
+        with super().optim_context(model), \
+                autocast_submodules(model, self.modules, self.cast_dtype):
+            yield

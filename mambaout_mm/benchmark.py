@@ -1,0 +1,269 @@
+"""Side-by-side speed and memory of MambaOut and reference backbones.
+
+Every subject gets the same input; timed runs are interleaved (one run of each subject per round)
+so that machine noise hits all of them alike; the report gives medians, spread and ratios to the
+first subject. Peak memory is measured in a fresh process per subject: CPU resident set growth
+during one step (glibc told to return freed blocks, so RSS follows live memory), or CUDA peak
+allocated memory.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+
+class TimmFeatures(nn.Module):
+    """A timm model returning its four stage outputs (NCHW), head pruned."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        model.prune_intermediate_layers(4, prune_norm=True, prune_head=True)
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(x, intermediates_only=True)
+
+
+def timm_mambaout(arch: str, like: nn.Module | None = None) -> nn.Module:
+    """timm's MambaOut as a feature extractor, with the trunk weights of ``like`` if given."""
+    import timm
+    from timm.models.mambaout import checkpoint_filter_fn
+    model = timm.create_model(f'mambaout_{arch}')
+    if like is not None:
+        trunk = {k: v for k, v in like.state_dict().items()
+                 if k.startswith(('downsample_layers.', 'stages.'))}
+        missing, unexpected = model.load_state_dict(checkpoint_filter_fn(trunk, model),
+                                                    strict=False)
+        assert not unexpected and all(k.startswith('head.') for k in missing), (missing,
+                                                                                 unexpected)
+    return TimmFeatures(model)
+
+
+def _mambaout(arch: str, **kwargs) -> nn.Module:
+    from .backbone import MambaOutBackbone
+    return MambaOutBackbone(arch, **kwargs)
+
+
+def _swin_t() -> nn.Module:
+    from mmdet.models.backbones import SwinTransformer
+    return SwinTransformer(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+                           window_size=7, drop_path_rate=0.0)
+
+
+def _resnet50() -> nn.Module:
+    from mmdet.models.backbones import ResNet
+    return ResNet(depth=50, out_indices=(0, 1, 2, 3))
+
+
+def _convnext_t() -> nn.Module:
+    import timm
+    return TimmFeatures(timm.create_model('convnext_tiny'))
+
+
+#: name -> builder; ``timm_mambaout_*`` subjects copy the weights of the matching ours.
+SUBJECTS: dict[str, Callable[[], nn.Module]] = {
+    'mambaout_t': lambda: _mambaout('tiny'),
+    'mambaout_t_cp': lambda: _mambaout('tiny', with_cp=True),
+    'timm_mambaout_t': lambda: timm_mambaout('tiny'),
+    'convnext_t': _convnext_t,
+    'swin_t': _swin_t,
+    'resnet50': _resnet50,
+}
+
+
+def build_subjects(names: list[str]) -> dict[str, nn.Module]:
+    """Build the named subjects; timm's MambaOut gets the weights of our MambaOut of that size."""
+    unknown = [n for n in names if n not in SUBJECTS]
+    if unknown:
+        raise KeyError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)}.')
+    torch.manual_seed(0)
+    models = {}
+    for name in names:
+        if name.startswith('timm_mambaout_'):
+            ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
+            models[name] = timm_mambaout({'t': 'tiny'}[name.rsplit('_', 1)[1]], like=ours)
+        else:
+            models[name] = SUBJECTS[name]()
+    return models
+
+
+def autocast(device: str, dtype: str):
+    if dtype == 'fp32':
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device, dtype=DTYPES[dtype])
+
+
+def make_step(model: nn.Module, x: torch.Tensor, mode: str, dtype: str) -> Callable[[], None]:
+    """One inference forward, or one training step (forward, backward, AdamW update)."""
+    device = x.device.type
+    if mode == 'infer':
+        model.eval()
+
+        def step() -> None:
+            with torch.inference_mode(), autocast(device, dtype):
+                model(x)
+        return step
+
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device, enabled=dtype == 'fp16')
+
+    def step() -> None:
+        with autocast(device, dtype):
+            loss = sum(out.float().square().mean() for out in model(x))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+    return step
+
+
+def _sync(device: str) -> None:
+    if device == 'cuda':
+        torch.cuda.synchronize()
+
+
+@dataclass
+class Timing:
+    name: str
+    mode: str
+    dtype: str
+    times_s: list[float] = field(default_factory=list)
+    peak_mem_mb: float | None = None
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times_s)
+
+    @property
+    def spread(self) -> float:
+        """Half the interquartile range, relative to the median."""
+        if len(self.times_s) < 4:
+            return (max(self.times_s) - min(self.times_s)) / 2 / self.median
+        q = statistics.quantiles(self.times_s, n=4)
+        return (q[2] - q[0]) / 2 / self.median
+
+
+def time_interleaved(steps: dict[str, Callable[[], None]], device: str, warmup: int,
+                     repeats: int) -> dict[str, list[float]]:
+    """Warm every step up, then time ``repeats`` rounds of one run of each step, in turn."""
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            step()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def _vm_kb(field_name: str) -> int:
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field_name + ':'):
+                return int(line.split()[1])
+    raise RuntimeError(f'{field_name} not in /proc/self/status')
+
+
+def peak_memory_here(name: str, mode: str, dtype: str, shape: list[int], device: str) -> float:
+    """Peak memory (MB) of one step of ``name``, measured in this process after a warm-up."""
+    model = build_subjects([name])[name].to(device)
+    x = torch.randn(*shape, device=device)
+    step = make_step(model, x, mode, dtype)
+    step()
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+    with open('/proc/self/clear_refs', 'w') as f:
+        f.write('5')  # reset the peak resident set size (VmHWM)
+    base = _vm_kb('VmRSS')
+    step()
+    return (_vm_kb('VmHWM') - base) / 1024
+
+
+def peak_memory(name: str, mode: str, dtype: str, shape: list[int], device: str) -> float:
+    """:func:`peak_memory_here` in a fresh process (so subjects do not share allocator state)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536', PYTHONWARNINGS='ignore')
+    args = json.dumps(dict(name=name, mode=mode, dtype=dtype, shape=shape, device=device))
+    proc = subprocess.run([sys.executable, '-m', 'mambaout_mm.benchmark', args], env=env,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f'memory probe for {name} failed:\n{proc.stderr[-3000:]}')
+    return float(proc.stdout.strip().splitlines()[-1])
+
+
+def run_benchmark(names: list[str], shape: list[int], modes: list[str], dtypes: list[str],
+                  device: str = 'cpu', warmup: int = 2, repeats: int = 5,
+                  compile: bool = False, memory: bool = True) -> list[Timing]:
+    """Time every subject in every mode and dtype; optionally measure peak memory."""
+    models = {name: m.to(device) for name, m in build_subjects(names).items()}
+    if compile:
+        models = {name: torch.compile(m) for name, m in models.items()}
+    x = torch.randn(*shape, device=device, generator=None)
+    results = []
+    for mode in modes:
+        for dtype in dtypes:
+            if dtype == 'fp16' and device != 'cuda':
+                continue
+            steps = {name: make_step(m, x, mode, dtype) for name, m in models.items()}
+            times = time_interleaved(steps, device, warmup, repeats)
+            for name in names:
+                timing = Timing(name, mode, dtype, times[name])
+                if memory and not compile:
+                    timing.peak_mem_mb = peak_memory(name, mode, dtype, shape, device)
+                results.append(timing)
+    return results
+
+
+def to_rows(results: list[Timing], batch: int) -> list[dict]:
+    """Rows with medians, spread, throughput and the ratio to the first subject of each group."""
+    rows = []
+    for r in results:
+        first = next(o for o in results if o.mode == r.mode and o.dtype == r.dtype)
+        fp32 = next((o for o in results if o.name == r.name and o.mode == r.mode
+                     and o.dtype == 'fp32'), None)
+        rows.append(dict(
+            subject=r.name, mode=r.mode, dtype=r.dtype, median_s=round(r.median, 4),
+            spread=round(r.spread, 3), images_per_s=round(batch / r.median, 3),
+            speedup_of_first=round(r.median / first.median, 3),
+            speedup_vs_fp32=round(fp32.median / r.median, 3) if fp32 else None,
+            peak_mem_mb=None if r.peak_mem_mb is None else round(r.peak_mem_mb, 1),
+            repeats=len(r.times_s)))
+    return rows
+
+
+def markdown(rows: list[dict], first: str) -> str:
+    lines = [f'| subject | mode | dtype | median (s) | ± | img/s | {first} speed-up | '
+             'vs fp32 | peak mem (MB) |', '|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        mem = '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.0f}"
+        vs32 = '-' if r['speedup_vs_fp32'] is None else f"{r['speedup_vs_fp32']:.2f}x"
+        lines.append(f"| {r['subject']} | {r['mode']} | {r['dtype']} | {r['median_s']:.3f} | "
+                     f"{100 * r['spread']:.0f}% | {r['images_per_s']:.2f} | "
+                     f"{r['speedup_of_first']:.2f}x | {vs32} | {mem} |")
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':  # memory probe, see peak_memory()
+    spec = json.loads(sys.argv[1])
+    print(peak_memory_here(**spec))

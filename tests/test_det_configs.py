@@ -1,0 +1,116 @@
+"""The Mask R-CNN configs: they build, and the Table 2 ones carry the paper's setup."""
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mambaout_mm import MambaOutBackbone
+from mambaout_mm.datasets import SHAPE_CLASSES
+from mambaout_mm.paper import paper_row
+from mambaout_mm.runtime import (RunSetupError, check_datasets, check_pretrained_weights,
+                                 setup_amp)
+
+from .tools_helpers import REPO
+
+CONFIGS = sorted((REPO / 'configs' / 'mask_rcnn').glob('*.py'))
+TABLE2 = {'tiny': ('MambaOut-Tiny', 0.2), 'small': ('MambaOut-Small', 0.3),
+          'base': ('MambaOut-Base', 0.4)}
+
+
+def load(name: str) -> Config:
+    return Config.fromfile(REPO / 'configs' / 'mask_rcnn' / name)
+
+
+@lru_cache(maxsize=None)
+def build(path: Path):
+    """The model a config builds (built once per test session)."""
+    init_default_scope('mmdet')
+    from mmdet.registry import MODELS
+    return MODELS.build(Config.fromfile(path).model)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads_and_builds(path: Path):
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmdet'
+    assert cfg.custom_imports == dict(imports=['mambaout_mm'], allow_failed_imports=False)
+    model = build(path)
+    assert isinstance(model.backbone, MambaOutBackbone)
+    assert model.backbone.out_indices == (0, 1, 2, 3)
+    assert model.neck.in_channels == list(model.backbone.dims)
+
+
+@pytest.mark.parametrize('size', TABLE2)
+def test_table2_config_carries_the_paper_setup(size):
+    cfg = load(f'mambaout_{size}_1x.py')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
+    assert backbone.drop_path_rate == TABLE2[size][1]
+    assert backbone.init_cfg == dict(type='Pretrained',
+                                     checkpoint=f'checkpoints/mambaout_{size}.pth')
+    assert cfg.pretrained == backbone.init_cfg.checkpoint
+    # _delete_=True: nothing of the base config's ResNet is left
+    assert set(backbone) == {'type', 'arch', 'out_indices', 'drop_path_rate', 'init_cfg'}
+
+    assert cfg.train_cfg.type == 'EpochBasedTrainLoop' and cfg.train_cfg.max_epochs == 12
+    warmup, step = cfg.param_scheduler
+    assert warmup.type == 'LinearLR' and not warmup.by_epoch and warmup.end > 0
+    assert step.type == 'MultiStepLR' and step.milestones == [8, 11] and step.by_epoch
+
+    resize, flip = cfg.train_pipeline[2], cfg.train_pipeline[3]
+    assert resize.type == 'Resize' and resize.scale == (1333, 800) and resize.keep_ratio
+    assert flip.type == 'RandomFlip' and flip.prob == 0.5
+    assert cfg.train_dataloader.dataset.type == 'CocoDataset'
+    assert cfg.train_dataloader.dataset.ann_file == 'annotations/instances_train2017.json'
+
+    optim = cfg.optim_wrapper
+    assert optim.type == 'AmpOptimWrapper' and optim.loss_scale == 'dynamic'
+    assert optim.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+    assert optim.paramwise_cfg == dict(norm_decay_mult=0., bias_decay_mult=0.)
+    assert cfg.train_dataloader.batch_size * 4 == 16 == cfg.auto_scale_lr.base_batch_size
+
+
+@pytest.mark.parametrize('size', TABLE2)
+def test_detector_parameters_match_table2(size):
+    model = build(REPO / 'configs' / 'mask_rcnn' / f'mambaout_{size}_1x.py')
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert params == pytest.approx(paper_row('det', TABLE2[size][0])['params_m'], abs=0.5)
+
+
+def test_shapes_config_classes_are_the_generators():
+    cfg = load('mambaout_femto_shapes.py')
+    assert tuple(cfg.metainfo.classes) == SHAPE_CLASSES
+    assert cfg.model.roi_head.bbox_head.num_classes == len(SHAPE_CLASSES)
+    assert cfg.model.backbone.init_cfg is None  # from scratch
+
+
+def test_missing_weights_and_data_fail_with_the_expected_layout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load('mambaout_tiny_1x.py')
+    with pytest.raises(RunSetupError, match=r'checkpoints/mambaout_tiny.pth.*'
+                       r'releases/download/model/mambaout_tiny.pth'):
+        check_pretrained_weights(cfg)
+    with pytest.raises(RunSetupError, match=r'data/coco/annotations/instances_train2017.json.*'
+                       r'Expected layout: COCO 2017'):
+        check_datasets(cfg, ('train',))
+
+
+def test_amp_is_fp16_on_a_gpu_and_bfloat16_autocast_on_a_cpu(monkeypatch):
+    import torch
+    for has_gpu in (True, False):
+        monkeypatch.setattr(torch.cuda, 'is_available', lambda: has_gpu)
+        cfg = load('mambaout_tiny_1x.py')
+        chosen = setup_amp(cfg, requested=False)
+        assert ('fp16' if has_gpu else 'bfloat16') in chosen
+        if has_gpu:
+            assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+            assert cfg.optim_wrapper.loss_scale == 'dynamic'
+        else:
+            assert cfg.optim_wrapper.type == 'CPUAutocastOptimWrapper'
+            assert cfg.optim_wrapper.modules == ['backbone', 'neck']
+            assert 'loss_scale' not in cfg.optim_wrapper
+    shapes = load('mambaout_femto_shapes.py')
+    assert setup_amp(shapes, requested=False) is None  # fp32 unless asked
+    assert shapes.optim_wrapper.type == 'OptimWrapper'

@@ -1,0 +1,191 @@
+"""tools/report.py: our test metrics next to the paper's Tables 2 and 3."""
+import csv
+import io
+import json
+import runpy
+import sys
+
+import pytest
+from mmengine.config import Config
+from PIL import Image
+
+from mambaout_mm import report
+from mambaout_mm.paper import paper_row, paper_table
+from mambaout_mm.report import ReportError, format_csv, format_markdown, load_run, report_tables
+
+from .tools_helpers import REPO, config, run_tool, tool
+
+DET_TINY = config('mask_rcnn/mambaout_tiny_1x.py')
+DET_FEMTO = config('mask_rcnn/mambaout_femto_shapes.py')
+SEG_SMALL = config('upernet/mambaout_small_160k.py')
+SEG_FEMTO = config('upernet/mambaout_femto_shapes.py')
+
+DET_METRICS = {'coco/bbox_mAP': 0.4523, 'coco/bbox_mAP_50': 0.6711, 'coco/bbox_mAP_75': 0.4968,
+               'coco/segm_mAP': 0.4087, 'coco/segm_mAP_50': 0.6402, 'coco/segm_mAP_75': 0.4449,
+               'coco/bbox_mAP_s': 0.28, 'coco/bbox_mAP_m': 0.49, 'coco/bbox_mAP_l': 0.59}
+DET_KEYS = {'APb': 'bbox_mAP', 'APb50': 'bbox_mAP_50', 'APb75': 'bbox_mAP_75',
+            'APm': 'segm_mAP', 'APm50': 'segm_mAP_50', 'APm75': 'segm_mAP_75'}
+SEG_SS = {'aAcc': 83.12, 'mIoU': 49.26, 'mAcc': 60.31}
+SEG_MS = {'aAcc': 83.55, 'mIoU': 50.71, 'mAcc': 61.02}
+
+
+def write_run(work_dir, config_path, metrics, tta_metrics=None):
+    """A work dir as tools/test.py leaves it (test_metrics.json, test_metrics_tta.json)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for name, values, tta in (('test_metrics.json', metrics, False),
+                              ('test_metrics_tta.json', tta_metrics, True)):
+        if values is not None:
+            (work_dir / name).write_text(json.dumps(dict(
+                config=str(config_path), checkpoint=str(work_dir / 'iter_160000.pth'), tta=tta,
+                metrics={k: float(v) for k, v in values.items()}), indent=2))
+    return work_dir
+
+
+@pytest.fixture(scope='module')
+def work_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp('runs')
+    return dict(
+        det_tiny=write_run(root / 'det_tiny', DET_TINY, DET_METRICS),
+        det_femto=write_run(root / 'det_femto', DET_FEMTO,
+                            {k: v / 2 for k, v in DET_METRICS.items()}),
+        seg_small=write_run(root / 'seg_small', SEG_SMALL, SEG_SS, SEG_MS),
+        seg_femto=write_run(root / 'seg_femto', SEG_FEMTO, {'aAcc': 95.0, 'mIoU': 71.26}))
+
+
+@pytest.fixture(scope='module')
+def tables(work_dirs):
+    return report_tables([load_run(d) for d in work_dirs.values()], macs=False)
+
+
+def ours(rows, run):
+    [row] = [r for r in rows if r['Source'] == 'ours' and r['Run'].endswith(run)]
+    return row
+
+
+def test_detection_numbers_and_differences_to_the_paper(tables):
+    row = ours(tables['det'], 'det_tiny')
+    paper = paper_row('det', 'MambaOut-Tiny')
+    assert (row['Backbone'], row['Paper row']) == ('MambaOut-Tiny', 'MambaOut-Tiny')
+    for column, key in DET_KEYS.items():
+        value = round(DET_METRICS[f'coco/{key}'] * 100, 1)
+        assert row[column] == value
+        assert row[f'Δ {column}'] == pytest.approx(value - paper[key], abs=1e-9)
+    assert row['Params (M)'] is row['MACs (G)'] is row['Δ MACs (G)'] is None  # macs=False
+
+
+def test_segmentation_single_and_multi_scale(tables):
+    row = ours(tables['seg'], 'seg_small')
+    paper = paper_row('seg', 'MambaOut-Small')
+    assert (row['mIoU SS'], row['mIoU MS']) == (round(SEG_SS['mIoU'], 1), round(SEG_MS['mIoU'], 1))
+    assert row['Δ mIoU SS'] == pytest.approx(round(SEG_SS['mIoU'], 1) - paper['mIoU_ss'])
+    assert row['Δ mIoU MS'] == pytest.approx(round(SEG_MS['mIoU'], 1) - paper['mIoU_ms'])
+
+
+def test_runs_without_a_paper_row_or_tta_show_dashes(tables):
+    text = format_markdown(tables)
+    det_femto = next(line for line in text.splitlines() if 'det_femto' in line)
+    cells = [c.strip() for c in det_femto.strip('|').split('|')]
+    columns = report.table_columns('det')
+    assert cells[columns.index('Backbone')] == 'MambaOut-Femto'
+    assert cells[columns.index('APb')] == f"{DET_METRICS['coco/bbox_mAP'] * 50:.1f}"
+    assert all(cells[i] == '-' for i, c in enumerate(columns)
+               if c == 'Paper row' or c.startswith('Δ '))
+
+    seg_femto = next(line for line in text.splitlines() if 'seg_femto' in line)
+    cells = [c.strip() for c in seg_femto.strip('|').split('|')]
+    columns = report.table_columns('seg')
+    assert cells[columns.index('mIoU SS')] == '71.3'
+    assert cells[columns.index('mIoU MS')] == '-'  # no test_metrics_tta.json
+    assert cells[columns.index('Δ mIoU SS')] == '-'
+
+
+def test_paper_rows_follow_ours_in_separate_tables(tables):
+    assert list(tables) == ['det', 'seg']
+    for task in ('det', 'seg'):
+        sources = [r['Source'] for r in tables[task]]
+        assert sources == sorted(sources)  # 'ours' first, then 'paper'
+        paper_rows = {r['Backbone']: r for r in tables[task] if r['Source'] == 'paper'}
+        assert list(paper_rows) == list(paper_table(task))
+    assert paper_rows['Swin-B']['mIoU MS'] == paper_row('seg', 'Swin-B')['mIoU_ms']
+    text = format_markdown(tables)
+    assert text.count('| paper | - | ConvNeXt-T |') == 2
+    assert text.index('Table 2') < text.index('det_tiny') < text.index('Table 3') \
+        < text.index('seg_small')
+
+
+def test_csv(tables):
+    blocks = format_csv(tables).strip().split('\n\n')
+    assert len(blocks) == 2
+    det = list(csv.DictReader(io.StringIO(blocks[0])))
+    assert list(det[0]) == ['Task', *report.table_columns('det')]
+    tiny = next(r for r in det if r['Run'].endswith('det_tiny'))
+    paper = paper_row('det', 'MambaOut-Tiny')
+    assert tiny['Task'] == 'det' and tiny['APb'] == '45.2'
+    assert float(tiny['Δ APb']) == pytest.approx(45.2 - paper['bbox_mAP'])
+    swin_b = next(r for r in det if r['Backbone'] == 'Swin-B')
+    assert (swin_b['Source'], swin_b['APb'], swin_b['APb50']) == ('paper', '46.9', '-')
+    seg = list(csv.DictReader(io.StringIO(blocks[1])))
+    assert {r['Task'] for r in seg} == {'seg'}
+
+
+def test_params_and_macs_counted_once_per_config(work_dirs, tmp_path, monkeypatch):
+    calls = []
+
+    def fake(config_path):
+        calls.append(config_path)
+        return dict(params_m=44.94, macs_g=263.4)
+
+    monkeypatch.setattr(report, 'model_complexity', fake)
+    again = write_run(tmp_path / 'det_tiny_again', DET_TINY, DET_METRICS)
+    rows = report_tables([load_run(work_dirs['det_tiny']), load_run(again)])['det']
+    assert calls == [DET_TINY]
+    paper = paper_row('det', 'MambaOut-Tiny')
+    row = rows[0]
+    assert (row['Params (M)'], row['MACs (G)']) == (44.94, 263.4)
+    assert row['Δ Params (M)'] == pytest.approx(round(44.94 - paper['params_m'], 1))
+    assert row['Δ MACs (G)'] == round(263.4 - paper['macs_g'])
+
+
+def test_config_falls_back_to_the_copy_in_the_work_dir(tmp_path, monkeypatch):
+    work_dir = write_run(tmp_path / 'run', 'elsewhere/mambaout_femto_shapes.py',
+                         {'aAcc': 90.0, 'mIoU': 60.0})
+    Config.fromfile(SEG_FEMTO).dump(str(work_dir / 'mambaout_femto_shapes.py'))  # as mmengine does
+    run = load_run(work_dir)
+    assert (run.task, run.arch, run.config_path) == ('seg', 'femto',
+                                                     str(work_dir / 'mambaout_femto_shapes.py'))
+
+    (work_dir / 'mambaout_femto_shapes.py').unlink()
+    with pytest.raises(ReportError, match='elsewhere/mambaout_femto_shapes.py not found'):
+        load_run(work_dir)
+
+
+def test_missing_metrics_file_says_how_to_make_it(tmp_path):
+    with pytest.raises(ReportError, match=r'test_metrics.json not found.*tools/test.py'):
+        load_run(tmp_path)
+
+
+def test_cli_markdown_and_csv_without_macs(work_dirs):
+    dirs = [str(work_dirs['det_tiny']), str(work_dirs['seg_femto'])]
+    out = run_tool(tool('report.py'), *dirs, '--no-macs', '--format', 'csv').stdout
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0][:5] == ['Task', 'Source', 'Run', 'Backbone', 'APb']
+    assert any(r[:2] == ['seg', 'ours'] and r[2] == dirs[1] for r in rows)
+
+    proc = run_tool(tool('report.py'), dirs[0], '--no-macs', '--plot', 'x.png', check=False)
+    assert proc.returncode != 0 and 'drop --no-macs' in proc.stderr
+    assert not (REPO / 'x.png').exists()
+
+
+def test_plot_writes_a_png(work_dirs, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(report, 'model_complexity',
+                        lambda path: dict(params_m=45.0, macs_g=260.0 if 'mask_rcnn' in path
+                                          else 1000.0))
+    png = tmp_path / 'report.png'
+    monkeypatch.setattr(sys, 'argv', ['report.py', *map(str, work_dirs.values()), '--plot',
+                                      str(png)])
+    runpy.run_path(tool('report.py'), run_name='__main__')
+    out = capsys.readouterr()
+    assert '| ours |' in out.out and 'Plot written to' in out.err
+    assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    with Image.open(png) as image:
+        assert image.format == 'PNG' and image.width > 0 and image.height > 0

@@ -1,0 +1,104 @@
+"""The UperNet configs: they build, and the Table 3 ones carry the paper's and authors' setup."""
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+from mambaout_mm import MambaOutBackbone
+from mambaout_mm.datasets import SHAPE_CLASSES
+from mambaout_mm.paper import paper_row
+from mambaout_mm.runtime import RunSetupError, check_datasets, check_pretrained_weights
+
+from .tools_helpers import REPO
+
+CONFIGS = sorted((REPO / 'configs' / 'upernet').glob('*.py'))
+TABLE3 = {'tiny': ('MambaOut-Tiny', 0.3), 'small': ('MambaOut-Small', 0.3),
+          'base': ('MambaOut-Base', 0.6)}
+
+
+def load(name: str) -> Config:
+    return Config.fromfile(REPO / 'configs' / 'upernet' / name)
+
+
+@lru_cache(maxsize=None)
+def build(path: Path):
+    """The model a config builds (built once per test session)."""
+    init_default_scope('mmseg')
+    from mmseg.registry import MODELS
+    return MODELS.build(Config.fromfile(path).model)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+def test_every_config_loads_and_builds(path: Path):
+    cfg = Config.fromfile(path)
+    assert cfg.default_scope == 'mmseg'
+    assert cfg.custom_imports == dict(imports=['mambaout_mm'], allow_failed_imports=False)
+    model = build(path)
+    backbone = model.backbone
+    assert isinstance(backbone, MambaOutBackbone) and backbone.out_indices == (0, 1, 2, 3)
+    assert model.decode_head.in_channels == list(backbone.dims)
+    assert model.auxiliary_head.in_channels == backbone.dims[2]
+    assert all(hasattr(backbone, f'norm{i}') for i in range(4))  # a LayerNorm per stage output
+
+
+@pytest.mark.parametrize('size', TABLE3)
+def test_table3_config_carries_the_paper_setup(size):
+    cfg = load(f'mambaout_{size}_160k.py')
+    backbone = cfg.model.backbone
+    assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
+    assert backbone.drop_path_rate == TABLE3[size][1]
+    assert backbone.init_cfg == dict(type='Pretrained',
+                                     checkpoint=f'checkpoints/mambaout_{size}.pth')
+    # _delete_=True: nothing of the base config's ResNet is left
+    assert set(backbone) == {'type', 'arch', 'out_indices', 'drop_path_rate', 'init_cfg'}
+
+    assert cfg.model.decode_head.type == 'UPerHead' and cfg.model.decode_head.num_classes == 150
+    assert cfg.model.auxiliary_head.type == 'FCNHead' and cfg.model.auxiliary_head.in_index == 2
+    assert cfg.crop_size == (512, 512) and cfg.model.data_preprocessor.size == (512, 512)
+    dataset = cfg.train_dataloader.dataset
+    assert dataset.type == 'ADE20KDataset'
+    assert dict(type='LoadAnnotations', reduce_zero_label=True) in dataset.pipeline
+
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop' and cfg.train_cfg.max_iters == 160000
+    warmup, poly = cfg.param_scheduler
+    assert warmup.type == 'LinearLR' and warmup.end == poly.begin > 0
+    assert poly.type == 'PolyLR' and poly.end == 160000 and poly.power == 1.0
+
+    optim = cfg.optim_wrapper
+    assert optim.type == 'AmpOptimWrapper' and optim.loss_scale == 'dynamic'
+    assert optim.optimizer.type == 'AdamW' and optim.optimizer.lr == 1e-4
+    assert optim.paramwise_cfg == dict(norm_decay_mult=0., bias_decay_mult=0.)
+    assert 'constructor' not in optim  # no layer-wise lr decay
+    assert cfg.train_dataloader.batch_size * 4 == 16
+
+    assert cfg.tta_model.type == 'SegTTAModel'
+    resizes, flips = cfg.tta_pipeline[1].transforms[:2]
+    assert [t.scale_factor for t in resizes] == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert sorted(t.prob for t in flips) == [0.0, 1.0]
+
+
+@pytest.mark.parametrize('size', TABLE3)
+def test_segmentor_parameters_match_table3(size):
+    model = build(REPO / 'configs' / 'upernet' / f'mambaout_{size}_160k.py')
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert params == pytest.approx(paper_row('seg', TABLE3[size][0])['params_m'], abs=0.5)
+
+
+def test_shapes_config_classes_are_the_generators():
+    cfg = load('mambaout_femto_shapes.py')
+    assert tuple(cfg.metainfo.classes) == SHAPE_CLASSES
+    assert cfg.model.decode_head.num_classes == len(SHAPE_CLASSES)
+    assert cfg.train_dataloader.batch_size >= 2  # BatchNorm in the pooling module
+    assert cfg.model.backbone.init_cfg is None
+
+
+def test_missing_weights_and_data_fail_with_the_expected_layout(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load('mambaout_small_160k.py')
+    with pytest.raises(RunSetupError, match=r'checkpoints/mambaout_small.pth'):
+        check_pretrained_weights(cfg)
+    with pytest.raises(RunSetupError, match=r'data/ade/ADEChallengeData2016/images/validation.*'
+                       r'Expected layout: ADE20K'):
+        check_datasets(cfg, ('val',))

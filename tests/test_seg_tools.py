@@ -1,0 +1,86 @@
+"""tools/train.py and tools/test.py (single scale and --tta) on the shapes UperNet."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mambaout_mm.datasets import make_ade_shapes
+
+from .tools_helpers import config, kill_after_first_checkpoint, run_tool, tool
+
+CONFIG = config('upernet/mambaout_femto_shapes.py')
+FAST = ['train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=2',
+        'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1',
+        'train_dataloader.batch_size=2',
+        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
+
+
+@pytest.fixture(scope='module')
+def workspace(tmp_path_factory) -> Path:
+    """A folder holding data/ade_shapes, as the shapes config expects, to run the tools in."""
+    root = tmp_path_factory.mktemp('seg')
+    make_ade_shapes(root / 'data' / 'ade_shapes', num_train=6, num_val=3)
+    return root
+
+
+def train(workspace: Path, work_dir: str, iters: int, *extra: str):
+    return run_tool(tool('train.py'), CONFIG, '--work-dir', work_dir, *extra, '--cfg-options',
+                    f'train_cfg.max_iters={iters}', *FAST, cwd=workspace)
+
+
+def checkpoint_meta(path: Path) -> dict:
+    return torch.load(path, map_location='cpu', weights_only=True)['meta']
+
+
+@pytest.fixture(scope='module')
+def trained(workspace) -> Path:
+    train(workspace, 'work_dirs/full', 4)
+    return workspace / 'work_dirs' / 'full'
+
+
+def test_train_then_single_and_multi_scale_test(workspace, trained):
+    assert checkpoint_meta(trained / 'iter_4.pth')['iter'] == 4
+    for extra in ([], ['--tta']):
+        run_tool(tool('test.py'), CONFIG, str(trained / 'iter_4.pth'), '--work-dir',
+                 'work_dirs/test', *extra, '--cfg-options', *FAST, cwd=workspace)
+    single = json.loads((workspace / 'work_dirs/test/test_metrics.json').read_text())
+    multi = json.loads((workspace / 'work_dirs/test/test_metrics_tta.json').read_text())
+    assert not single['tta'] and multi['tta']
+    for result in (single, multi):
+        assert 0 <= result['metrics']['mIoU'] <= 100
+        assert {'aAcc', 'mIoU', 'mAcc'} <= set(result['metrics'])
+
+
+def test_show_dir_and_out_write_pictures_and_label_maps(workspace, trained):
+    run_tool(tool('test.py'), CONFIG, str(trained / 'iter_4.pth'), '--work-dir',
+             'work_dirs/vis', '--show-dir', 'work_dirs/vis/show', '--out', 'work_dirs/vis/pred',
+             '--cfg-options', *FAST, cwd=workspace)
+    assert len(list((workspace / 'work_dirs/vis/show').rglob('*.png'))) == 3
+    assert len(list((workspace / 'work_dirs/vis/pred').glob('*.png'))) == 3
+
+
+def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):
+    work_dir = workspace / 'work_dirs' / 'interrupted'
+    kill_after_first_checkpoint(tool('train.py'), CONFIG, '--work-dir', str(work_dir),
+                                '--cfg-options', 'train_cfg.max_iters=6', *FAST,
+                                work_dir=work_dir, cwd=workspace)
+    assert (work_dir / 'iter_2.pth').exists() and not (work_dir / 'iter_6.pth').exists()
+    resumed = train(workspace, str(work_dir), 6, '--resume')
+    assert 'resumed iter: 2' in resumed.stdout + resumed.stderr
+    assert checkpoint_meta(work_dir / 'iter_6.pth')['iter'] == 6
+
+
+def test_report_reads_single_and_multi_scale(workspace, trained):
+    work_dir = workspace / 'work_dirs' / 'report'
+    for extra in ([], ['--tta']):
+        run_tool(tool('test.py'), CONFIG, str(trained / 'iter_4.pth'), '--work-dir',
+                 str(work_dir), *extra, '--cfg-options', *FAST, cwd=workspace)
+    single = json.loads((work_dir / 'test_metrics.json').read_text())['metrics']['mIoU']
+    multi = json.loads((work_dir / 'test_metrics_tta.json').read_text())['metrics']['mIoU']
+    proc = run_tool(tool('report.py'), str(work_dir), '--format', 'csv', '--no-macs',
+                    cwd=workspace)
+    ours = next(line for line in proc.stdout.splitlines() if str(work_dir) in line).split(',')
+    assert f'{single:.1f}' in ours and f'{multi:.1f}' in ours

@@ -1,0 +1,48 @@
+"""Running the project's command-line tools the way a user does, in a subprocess."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_tool(*args: str, check: bool = True, timeout: float = 600,
+             cwd: Path = REPO) -> subprocess.CompletedProcess:
+    """``python tools/<args>``; on an unexpected exit code the output is in the assertion."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1')
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f'{args} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n'
+                             f'{proc.stderr[-5000:]}')
+    return proc
+
+
+def tool(name: str) -> str:
+    return str(REPO / 'tools' / name)
+
+
+def config(path: str) -> str:
+    return str(REPO / 'configs' / path)
+
+
+def kill_after_first_checkpoint(*args: str, work_dir: Path, cwd: Path,
+                                timeout: float = 300) -> None:
+    """Start ``python tools/<args>`` and SIGKILL it once its first checkpoint is complete."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while not (work_dir / 'last_checkpoint').exists():  # written after the checkpoint
+            if proc.poll() is not None or time.time() > deadline:
+                raise AssertionError(f'{args} ended (or hung) before its first checkpoint')
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
