@@ -195,14 +195,15 @@ class GatedCNNBlock(nn.Module):
         g = self.act(gi[..., :hidden])
 
         # fc2(g * cat(i, c)) = (g_c * c) @ W_c^T + (g_i * i) @ W_i^T + b, as 2-D GEMMs that
-        # accumulate in place, starting from the residual when nothing comes between.
+        # accumulate, starting from the residual when nothing comes between.
         rows, w2 = x.shape[:-1].numel(), self.fc2.weight
         fused_residual = self.ls is None and not (self.training and self.drop_path_active)
         gc = (g[..., n_id:] * c).reshape(rows, n_conv)
         out = torch.addmm(x.reshape(rows, -1), gc, w2[:, n_id:].t()) if fused_residual \
             else torch.mm(gc, w2[:, n_id:].t())
         if n_id:
-            out.addmm_((g[..., :n_id] * gi[..., hidden:]).reshape(rows, n_id), w2[:, :n_id].t())
+            out = torch.addmm(out, (g[..., :n_id] * gi[..., hidden:]).reshape(rows, n_id),
+                              w2[:, :n_id].t())
         out = out.add_(self.fc2.bias).view(x.shape)
         if fused_residual:
             return out

@@ -11,15 +11,14 @@ import torch
 
 from mambaout_mm.datasets import make_coco_shapes
 
-from .tools_helpers import config, kill_after_first_checkpoint, run_tool, tool
+from .tools_helpers import (IN_PROCESS_LOADERS, checkpoint_meta, config,
+                            kill_after_first_checkpoint, run_tool, tool)
 
 CONFIG = config('mask_rcnn/mambaout_femto_shapes.py')
 # 8 training images, batch 4: 2 iterations an epoch.
 FAST = ['train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
         'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1',
-        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
-        'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-        'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
+        *IN_PROCESS_LOADERS]
 
 
 @pytest.fixture(scope='module')
@@ -33,10 +32,6 @@ def workspace(tmp_path_factory) -> Path:
 def train(workspace: Path, work_dir: str, epochs: int, *extra: str):
     return run_tool(tool('train.py'), CONFIG, '--work-dir', work_dir, *extra, '--cfg-options',
                     f'train_cfg.max_epochs={epochs}', *FAST, cwd=workspace)
-
-
-def checkpoint_meta(path: Path) -> dict:
-    return torch.load(path, map_location='cpu', weights_only=True)['meta']
 
 
 @pytest.fixture(scope='module')

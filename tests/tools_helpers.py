@@ -9,6 +9,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: --cfg-options that keep data loading in the main process (tiny datasets, quick start-up).
+IN_PROCESS_LOADERS = [f'{split}_dataloader.{key}'
+                      for split in ('train', 'val', 'test')
+                      for key in ('num_workers=0', 'persistent_workers=False')]
 
 
 def run_tool(*args: str, check: bool = True, timeout: float = 600,
@@ -21,6 +25,12 @@ def run_tool(*args: str, check: bool = True, timeout: float = 600,
         raise AssertionError(f'{args} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n'
                              f'{proc.stderr[-5000:]}')
     return proc
+
+
+def checkpoint_meta(path: Path) -> dict:
+    """The ``meta`` of a checkpoint saved by mmengine's Runner (loaded safely)."""
+    import torch
+    return torch.load(path, map_location='cpu', weights_only=True)['meta']
 
 
 def tool(name: str) -> str:

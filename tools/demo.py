@@ -57,10 +57,22 @@ def ade_annotation(image: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+def dataset_meta(cfg, checkpoint: str | None, model) -> dict:
+    """Classes and palette: from the checkpoint, else from the config's test dataset."""
+    if checkpoint is not None and getattr(model, 'dataset_meta', None):
+        return model.dataset_meta
+    registry = __import__(f'{toolbox(cfg)}.registry', fromlist=['DATASETS']).DATASETS
+    dataset = cfg.test_dataloader.dataset
+    meta = dict(registry.get(dataset.type).METAINFO)
+    meta.update(dataset.get('metainfo') or {})
+    return meta
+
+
 def draw_detections(cfg, checkpoint: str | None, images: list[Path], args) -> list[np.ndarray]:
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
     model = init_detector(cfg, checkpoint, device=args.device)
+    model.dataset_meta = dataset_meta(cfg, checkpoint, model)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     frames = []
@@ -80,6 +92,7 @@ def draw_segmentations(cfg, checkpoint: str | None, images: list[Path],
     from mmseg.apis import inference_model, init_model
     from mmseg.registry import VISUALIZERS
     model = init_model(cfg, checkpoint, device=args.device)
+    model.dataset_meta = dataset_meta(cfg, checkpoint, model)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     reduce_zero_label = cfg.test_dataloader.dataset.get('reduce_zero_label', False) or \
@@ -94,10 +107,13 @@ def draw_segmentations(cfg, checkpoint: str | None, images: list[Path],
                 gt = np.where(gt == 0, 255, gt - 1)
             result.gt_sem_seg = PixelData(data=torch.from_numpy(gt)[None])
         rgb = np.asarray(Image.open(path).convert('RGB'))
-        visualizer.add_datasample(path.name, rgb, data_sample=result,
-                                  draw_gt=annotation is not None, with_labels=False)
+        panels = []  # the visualizer keeps only the last overlay it drew: draw them one by one
+        for draw_gt in ([True] if annotation is not None else []) + [False]:
+            visualizer.add_datasample(path.name, rgb, data_sample=result, draw_gt=draw_gt,
+                                      draw_pred=not draw_gt, with_labels=False)
+            panels.append(visualizer.get_image())
         present = set(result.pred_sem_seg.data.unique().tolist())
-        frames.append(with_legend(visualizer.get_image(), model.dataset_meta, present))
+        frames.append(with_legend(np.concatenate(panels, axis=1), model.dataset_meta, present))
     return frames
 
 

@@ -1,7 +1,8 @@
 """Small, deterministic, generated "shapes" datasets in real COCO and ADE20K layouts.
 
-Every image holds 1-4 crisp, filled shapes (see ``SHAPE_CLASSES``) of random colour on a solid,
-gradient or mildly noisy background. Shape outlines are polygons rasterised by pycocotools, so a
+Every image holds 1-4 crisp, filled shapes (see ``SHAPE_CLASSES``) on a solid, gradient or mildly
+noisy background: of a contrasting random colour in the COCO set, of a jittered class colour in
+the ADE20K set. Shape outlines are polygons rasterised by pycocotools, so a
 polygon annotation decodes to exactly the painted pixels; occluded objects are annotated with the
 RLE of their visible mask. Each image is drawn from its own seeded generator, so the same
 arguments always give byte-identical files.
@@ -20,7 +21,7 @@ from pycocotools import mask as mask_utils
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star')
 _PALETTE = [(220, 20, 60), (0, 130, 230), (250, 170, 30), (60, 180, 75)]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MARKER = '.shapes.json'
 MIN_IMAGE_SIDE = 32
 MIN_DIAMETER_PX = 10.0
@@ -102,12 +103,20 @@ def _contrasting_colour(rng: np.random.Generator, under: np.ndarray) -> np.ndarr
     return best
 
 
-def _scene(rng: np.random.Generator, h: int, w: int, last_label: int
-           ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+def _class_colour(rng: np.random.Generator, label: int) -> np.ndarray:
+    """The class's palette colour, jittered by up to 40 per channel."""
+    return np.clip(np.array(_PALETTE[label], np.float64) + rng.integers(-40, 41, 3), 0, 255)
+
+
+def _scene(rng: np.random.Generator, h: int, w: int, last_label: int,
+           colour_by_class: bool = False) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Render one image; return it (uint8 HxWx3) and its objects in painting order.
 
     Each object has ``label``, ``poly``, ``full`` (its whole mask) and ``visible`` (what later
     objects leave of it). The topmost object has class ``last_label``, so labels can be spread.
+    Shapes get a colour that contrasts with what lies under them or, with ``colour_by_class``, a
+    jittered colour of their class (a per-pixel cue that a segmenter trained from scratch for a
+    few minutes can pick up; shape alone is a cue for whole objects only).
     """
     n = int(rng.integers(1, 5))
     labels = [int(v) for v in rng.integers(0, len(SHAPE_CLASSES), n - 1)] + [last_label]
@@ -129,7 +138,8 @@ def _scene(rng: np.random.Generator, h: int, w: int, last_label: int
     kept.reverse()
     img = _background(rng, h, w)
     for obj in kept:
-        img[obj['full']] = _contrasting_colour(rng, img[obj['full']])
+        img[obj['full']] = (_class_colour(rng, obj['label']) if colour_by_class
+                            else _contrasting_colour(rng, img[obj['full']]))
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), kept
 
 
@@ -270,7 +280,8 @@ def make_ade_shapes(root: str | Path, num_train: int = 200, num_val: int = 50,
         hist = np.zeros(len(SHAPE_CLASSES) + 1, np.int64)
         for i in range(counts[split]):
             rng = _image_rng(seed, 1, split_idx, i)
-            img, objs = _scene(rng, h, w, last_label=i % len(SHAPE_CLASSES))
+            img, objs = _scene(rng, h, w, last_label=i % len(SHAPE_CLASSES),
+                               colour_by_class=True)
             label = np.zeros((h, w), np.uint8)
             for obj in objs:
                 label[obj['full']] = obj['label'] + 1
