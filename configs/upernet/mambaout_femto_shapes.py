@@ -68,5 +68,6 @@ optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01),
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
+randomness = dict(seed=0)
 default_hooks = dict(logger=dict(interval=20),
                      checkpoint=dict(interval=200, max_keep_ckpts=2))
