@@ -99,6 +99,15 @@ def build_subjects(names: list[str]) -> dict[str, nn.Module]:
     return models
 
 
+def feature_agreement(ours: nn.Module, timm_features: TimmFeatures, x: torch.Tensor) -> float:
+    """Largest absolute difference between the stage features (before our output norms)."""
+    with torch.inference_mode():
+        a = ours.eval().forward_features(x)
+        b = timm_features.eval().model.forward_intermediates(x, intermediates_only=True,
+                                                             output_fmt='NHWC')
+    return max((u - v).abs().max().item() for u, v in zip(a, b))
+
+
 def autocast(device: str, dtype: str):
     if dtype == 'fp32':
         return contextlib.nullcontext()

@@ -15,7 +15,8 @@ import platform
 
 import torch
 
-from mambaout_mm.benchmark import SUBJECTS, markdown, run_benchmark, to_rows
+from mambaout_mm.benchmark import (SUBJECTS, build_subjects, feature_agreement, markdown,
+                                   run_benchmark, to_rows)
 
 
 def parse_args() -> argparse.Namespace:
@@ -54,7 +55,6 @@ def plot(rows: list[dict], shape: list[int], path: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from mmengine.analysis import get_model_complexity_info
-    from mambaout_mm.benchmark import build_subjects
 
     points = [r for r in rows if r['mode'] == 'infer' and r['dtype'] == 'fp32']
     models = build_subjects([r['subject'] for r in points])
@@ -77,6 +77,11 @@ def plot(rows: list[dict], shape: list[int], path: str) -> None:
 
 def main() -> None:
     args = parse_args()
+    if {'mambaout_t', 'timm_mambaout_t'} <= set(args.subjects):
+        models = build_subjects(['mambaout_t', 'timm_mambaout_t'])
+        diff = feature_agreement(models['mambaout_t'], models['timm_mambaout_t'],
+                                 torch.randn(*args.shape))
+        print(f'timm_mambaout_t has our weights: stage features differ by at most {diff:.1e}')
     results = run_benchmark(args.subjects, args.shape, args.modes, args.dtypes, args.device,
                             args.warmup, args.repeats, args.compile, not args.no_memory)
     rows = to_rows(results, args.shape[0])
