@@ -197,7 +197,8 @@ class GatedCNNBlock(nn.Module):
         # fc2(g * cat(i, c)) = (g_c * c) @ W_c^T + (g_i * i) @ W_i^T + b, as 2-D GEMMs that
         # accumulate, starting from the residual when nothing comes between.
         rows, w2 = x.shape[:-1].numel(), self.fc2.weight
-        fused_residual = self.ls is None and not (self.training and self.drop_path_active)
+        fused_residual = self.ls is None and not (self.training
+                                                  and isinstance(self.drop_path, DropPath))
         gc = (g[..., n_id:] * c).reshape(rows, n_conv)
         out = torch.addmm(x.reshape(rows, -1), gc, w2[:, n_id:].t()) if fused_residual \
             else torch.mm(gc, w2[:, n_id:].t())
@@ -210,10 +211,6 @@ class GatedCNNBlock(nn.Module):
         if self.ls is not None:
             out = self.ls(out)
         return self.drop_path(out) + x
-
-    @property
-    def drop_path_active(self) -> bool:
-        return isinstance(self.drop_path, DropPath) and self.drop_path.drop_prob > 0
 
 
 class MlpHead(nn.Module):
