@@ -51,9 +51,14 @@ def timm_mambaout(arch: str, like: nn.Module | None = None) -> nn.Module:
     return TimmFeatures(model)
 
 
-def _mambaout(arch: str, **kwargs) -> nn.Module:
+def _mambaout(arch: str, cpu_kernels: bool = True, **kwargs) -> nn.Module:
     from .backbone import MambaOutBackbone
-    return MambaOutBackbone(arch, **kwargs)
+    from .mambaout import GatedCNNBlock
+    model = MambaOutBackbone(arch, **kwargs)
+    for block in model.modules():
+        if isinstance(block, GatedCNNBlock):
+            block.use_cpu_kernels = cpu_kernels
+    return model
 
 
 def _swin_t() -> nn.Module:
@@ -76,6 +81,7 @@ def _convnext_t() -> nn.Module:
 SUBJECTS: dict[str, Callable[[], nn.Module]] = {
     'mambaout_t': lambda: _mambaout('tiny'),
     'mambaout_t_cp': lambda: _mambaout('tiny', with_cp=True),
+    'mambaout_t_ref': lambda: _mambaout('tiny', cpu_kernels=False),  # the block's plain formula
     'timm_mambaout_t': lambda: timm_mambaout('tiny'),
     'convnext_t': _convnext_t,
     'swin_t': _swin_t,

@@ -12,9 +12,10 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+from . import cpu_kernels
 
 #: Architecture settings of every variant; the one table the project reads them from.
 #: Keys missing from an entry take the defaults in ``ARCH_DEFAULTS``.
@@ -162,11 +163,8 @@ class GatedCNNBlock(nn.Module):
 
     ``fc1`` makes 2 * hidden channels, split into the gate ``g`` (hidden), an identity part ``i``
     and a conv part ``c`` (conv_ratio * dim); out = x + fc2(act(g) * cat(i, dwconv(c))).
-
-    The forward computes exactly that with less memory traffic: ``c`` comes from its own slice of
-    ``fc1`` (so the depthwise conv reads a contiguous channels-last tensor), and ``fc2`` is split
-    along its input channels, so ``cat(i, c)`` is never built and the residual is added by the
-    same GEMM.
+    On the CPU the token mixer runs as fused oneDNN kernels (:mod:`mambaout_mm.cpu_kernels`);
+    elsewhere as that formula (:meth:`mix_reference`).
     """
 
     def __init__(self, dim: int, expansion_ratio: float = 8 / 3, kernel_size: int = 7,
@@ -177,6 +175,7 @@ class GatedCNNBlock(nn.Module):
         conv_chans = int(conv_ratio * dim)
         self.norm = layer_norm(dim)
         self.fc1 = nn.Linear(dim, hidden * 2)
+        self.act_name = act
         self.act = _ACTIVATIONS[act]()
         self.split_indices = (hidden, hidden - conv_chans, conv_chans)
         self.conv = nn.Conv2d(conv_chans, conv_chans, kernel_size=kernel_size,
@@ -184,30 +183,31 @@ class GatedCNNBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.ls = LayerScale(dim, ls_init_value) if ls_init_value is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
+        self.use_cpu_kernels = True
+
+    def mix_reference(self, y: torch.Tensor) -> torch.Tensor:
+        """The token mixer as written in the paper: fc2(act(g) * cat(i, dwconv(c)))."""
+        g, i, c = torch.split(self.fc1(y), self.split_indices, dim=-1)
+        c = self.conv(c.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.fc2(self.act(g) * torch.cat((i, c), dim=-1))
+
+    def _mix_cpu(self, y: torch.Tensor, shortcut: torch.Tensor | None) -> torch.Tensor:
+        dtype = cpu_kernels.compute_dtype(y)
+        weights = cpu_kernels.MixerWeights(
+            *(t.to(dtype) for t in (self.fc1.weight, self.fc1.bias, self.conv.weight,
+                                    self.conv.bias, self.fc2.weight, self.fc2.bias)),
+            hidden=self.split_indices[0], n_id=self.split_indices[1], act=self.act_name)
+        return cpu_kernels.gated_mix(y.to(dtype), shortcut, weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hidden, n_id, n_conv = self.split_indices
         y = self.norm(x)
-        w1, b1 = self.fc1.weight, self.fc1.bias
-        gi = F.linear(y, w1[:hidden + n_id], b1[:hidden + n_id])  # [g | i]
-        c = F.linear(y, w1[hidden + n_id:], b1[hidden + n_id:])  # contiguous for the conv
-        c = self.conv(c.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        g = self.act(gi[..., :hidden])
-
-        # fc2(g * cat(i, c)) = (g_c * c) @ W_c^T + (g_i * i) @ W_i^T + b, as 2-D GEMMs that
-        # accumulate, starting from the residual when nothing comes between.
-        rows, w2 = x.shape[:-1].numel(), self.fc2.weight
-        fused_residual = self.ls is None and not (self.training
-                                                  and isinstance(self.drop_path, DropPath))
-        gc = (g[..., n_id:] * c).reshape(rows, n_conv)
-        out = torch.addmm(x.reshape(rows, -1), gc, w2[:, n_id:].t()) if fused_residual \
-            else torch.mm(gc, w2[:, n_id:].t())
-        if n_id:
-            out = torch.addmm(out, (g[..., :n_id] * gi[..., hidden:]).reshape(rows, n_id),
-                              w2[:, :n_id].t())
-        out = out.add_(self.fc2.bias).view(x.shape)
-        if fused_residual:
-            return out
+        if not (self.use_cpu_kernels and cpu_kernels.available(y)):
+            out = self.mix_reference(y)
+        elif (self.ls is None and not (self.training and isinstance(self.drop_path, DropPath))
+              and x.dtype == cpu_kernels.compute_dtype(y)):
+            return self._mix_cpu(y, x)  # the shortcut is added in fc2's epilogue
+        else:
+            out = self._mix_cpu(y, None)
         if self.ls is not None:
             out = self.ls(out)
         return self.drop_path(out) + x

@@ -1,0 +1,116 @@
+"""The CPU kernels of the gated CNN block against the block's reference formula."""
+import copy
+
+import pytest
+import torch
+
+from mambaout_mm import cpu_kernels
+from mambaout_mm.backbone import MambaOutBackbone
+from mambaout_mm.mambaout import GatedCNNBlock
+
+from .conftest import randomize_
+
+
+def reference_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose blocks use the reference formula."""
+    ref = copy.deepcopy(module)
+    for m in ref.modules():
+        if isinstance(m, GatedCNNBlock):
+            m.use_cpu_kernels = False
+    return ref
+
+
+def assert_grads_close(model, reference, tol):
+    """Every parameter gradient within ``tol`` of the reference's, relative to its largest entry."""
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        assert p.grad is not None, name
+        error = ((p.grad - q.grad).abs().max() / q.grad.abs().max()).item()
+        assert error < tol, (name, error)
+
+
+@pytest.mark.parametrize('act,conv_ratio,ls_init_value', [
+    ('gelu', 1.0, None),    # official: identity and conv channels, shortcut in fc2's epilogue
+    ('silu', 1.25, 0.5),    # timm rw: layer scale, so the shortcut is added outside
+    ('gelu', 8 / 3, None),  # every channel through the conv: no identity part
+])
+def test_block_matches_reference_forward_and_backward(act, conv_ratio, ls_init_value):
+    torch.manual_seed(0)
+    block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    reference = reference_copy(block)
+    x = torch.randn(3, 9, 11, 32, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+
+    out, out_ref = block(x), reference(x_ref)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    out_ref.backward(grad)
+    torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-5, atol=1e-5)
+    assert_grads_close(block, reference, tol=1e-5)
+
+    for no_autograd in (torch.no_grad, torch.inference_mode):  # epilogue-fused path
+        with no_autograd():
+            torch.testing.assert_close(block(x), out_ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize('kernel_size', [3, 7])
+def test_depthwise_conv_backward_matches_autograd(kernel_size):
+    torch.manual_seed(0)
+    c = torch.randn(3, 10, 13, 8, requires_grad=True)  # NHWC
+    weight = torch.randn(8, 1, kernel_size, kernel_size, requires_grad=True)
+    bias = torch.randn(8, requires_grad=True)
+    out = cpu_kernels._depthwise_conv(c, weight, bias)
+    grad = torch.randn_like(out)
+    expected = torch.autograd.grad(out, (c, weight, bias), grad)
+    got = cpu_kernels._depthwise_conv_backward(grad.contiguous(), c.detach(), weight.detach())
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
+
+
+def test_backbone_training_step_matches_reference():
+    torch.manual_seed(0)
+    backbone = randomize_(MambaOutBackbone('femto', out_indices=(0, 1, 2, 3)), seed=2).train()
+    reference = reference_copy(backbone)
+    x = torch.randn(2, 3, 64, 96)
+    for model in (backbone, reference):
+        sum(f.square().mean() for f in model(x)).backward()
+    assert_grads_close(backbone, reference, tol=1e-4)
+
+
+def test_bf16_autocast_features_within_2e_2_of_fp32():
+    """Issue 6: under CPU bf16 autocast the stage features stay within 2e-2 relative error."""
+    torch.manual_seed(0)
+    backbone = randomize_(MambaOutBackbone('tiny'), seed=1).eval()
+    x = torch.randn(1, 3, 128, 160)
+    with torch.inference_mode():
+        fp32 = backbone(x)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            bf16 = backbone(x)
+    for i, (a, b) in enumerate(zip(fp32, bf16)):
+        assert b.dtype == torch.bfloat16, i  # the kernels ran in bf16
+        error = ((b.float() - a).norm() / a.norm()).item()
+        assert 1e-4 < error < 2e-2, (i, error)
+
+
+def test_bf16_autocast_training_gradients_follow_fp32():
+    torch.manual_seed(0)
+    backbone = randomize_(MambaOutBackbone('femto'), seed=2).train()
+    reference = copy.deepcopy(backbone)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        sum(f.float().square().mean() for f in backbone(x)).backward()
+    sum(f.square().mean() for f in reference(x)).backward()
+    for (name, p), q in zip(backbone.named_parameters(), reference.parameters()):
+        assert p.grad.dtype == torch.float32, name
+        error = ((p.grad - q.grad).norm() / q.grad.norm()).item()
+        assert error < 0.1, (name, error)
+
+
+def test_other_dtypes_take_the_reference_formula():
+    assert cpu_kernels.available(torch.zeros(1))
+    assert not cpu_kernels.available(torch.zeros(1, dtype=torch.float64))
+    block = GatedCNNBlock(16).double()
+    x = torch.randn(1, 5, 5, 16, dtype=torch.float64)
+    torch.testing.assert_close(block(x), reference_copy(block)(x))
