@@ -47,9 +47,14 @@ class MixerWeights(NamedTuple):
 
 
 def available(x: torch.Tensor) -> bool:
-    """Whether :func:`gated_mix` can run on ``x``'s device and dtype."""
+    """Whether :func:`gated_mix` can run on ``x``'s device and dtype.
+
+    Not while tracing (FLOP counters, TorchScript) or under ``torch.compile``: those see the
+    reference formula, which they can count and fuse.
+    """
     return (_linear is not None and x.device.type == 'cpu' and torch.backends.mkldnn.is_available()
-            and compute_dtype(x) in (torch.float32, torch.bfloat16))
+            and compute_dtype(x) in (torch.float32, torch.bfloat16)
+            and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:

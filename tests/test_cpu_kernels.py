@@ -114,3 +114,12 @@ def test_other_dtypes_take_the_reference_formula():
     block = GatedCNNBlock(16).double()
     x = torch.randn(1, 5, 5, 16, dtype=torch.float64)
     torch.testing.assert_close(block(x), reference_copy(block)(x))
+
+
+def test_tracing_sees_the_reference_formula():
+    """FLOP counters trace the model: they must see fc1, fc2 and the conv, not oneDNN kernels."""
+    block = GatedCNNBlock(16).eval()
+    x = torch.randn(1, 5, 5, 16)
+    graph = str(torch.jit.trace(block, x).inlined_graph)
+    assert 'aten::linear' in graph and 'mkldnn' not in graph
+    assert cpu_kernels.available(x)
