@@ -60,7 +60,8 @@ def plot(rows: list[dict], shape: list[int], path: str) -> None:
     models = build_subjects([r['subject'] for r in points])
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in points:
-        model = models[r['subject']].eval()
+        model = models[r['subject']]
+        model.eval()  # not chained: mmdet's ResNet.train() returns None
         with torch.no_grad():
             macs = get_model_complexity_info(model, inputs=torch.randn(*shape), show_table=False,
                                              show_arch=False)['flops'] / 1e9
