@@ -1,6 +1,7 @@
-"""Side-by-side speed and memory of MambaOut and reference backbones.
+"""Side-by-side speed and memory of MambaOut and reference backbones, or of whole models.
 
-Every subject gets the same input; timed runs are interleaved (one run of each subject per round)
+A subject is a backbone from ``SUBJECTS`` or a detector/segmentor config (``*.py``, also
+``mmdet::``/``mmseg::`` paths), which runs on synthetic annotated images. Every subject gets the same input; timed runs are interleaved (one run of each subject per round)
 so that machine noise hits all of them alike; the report gives medians, spread and ratios to the
 first subject. Peak memory is measured in a fresh process per subject: CPU resident set growth
 during one step (glibc told to return freed blocks, so RSS follows live memory), or CUDA peak
@@ -9,6 +10,7 @@ allocated memory.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import statistics
@@ -89,15 +91,83 @@ SUBJECTS: dict[str, Callable[[], nn.Module]] = {
 }
 
 
+#: input of each kind of subject when none is given (the paper's sizes; UperNet's pooling module
+#: needs two images per training batch on a CPU)
+DEFAULT_SHAPES = {'backbone': [2, 3, 512, 512], 'mmdet': [1, 3, 800, 1280],
+                  'mmseg': [2, 3, 512, 512]}
+
+
+def is_config(name: str) -> bool:
+    return name.endswith('.py')
+
+
+class ConfigModel(nn.Module):
+    """The detector or segmentor a config builds, fed synthetic annotated images."""
+
+    def __init__(self, config: str) -> None:
+        super().__init__()
+        from mmengine.registry import init_default_scope
+
+        from .runtime import load_config, toolbox
+        cfg = load_config(config)
+        self.scope = toolbox(cfg)
+        init_default_scope(self.scope)
+        self.model = importlib.import_module(f'{self.scope}.registry').MODELS.build(cfg.model)
+        # the task's classes (the RPN has one, the box, mask and decode heads have all)
+        self.num_classes = max(m.num_classes for m in self.model.modules()
+                               if isinstance(getattr(m, 'num_classes', None), int))
+
+    @staticmethod
+    def scope_of(config: str) -> str:
+        """'mmdet' or 'mmseg', from the config's ``default_scope``."""
+        from .runtime import load_config, toolbox
+        return toolbox(load_config(config))
+
+    def batch(self, shape: list[int], training: bool) -> dict:
+        """Seeded random images with boxes and masks (detection) or label maps, preprocessed."""
+        n, c, h, w = shape
+        if self.scope == 'mmdet':
+            from mmdet.testing import demo_mm_inputs
+            data = demo_mm_inputs(n, (c, h, w), num_items=[8] * n,
+                                  num_classes=self.num_classes, with_mask=True)
+        else:
+            from mmengine.structures import PixelData
+            from mmseg.structures import SegDataSample
+            gen = torch.Generator().manual_seed(0)
+            data = dict(inputs=[], data_samples=[])
+            for _ in range(n):
+                data['inputs'].append(torch.randint(0, 256, (c, h, w), dtype=torch.uint8,
+                                                    generator=gen))
+                sample = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w)))
+                sample.gt_sem_seg = PixelData(
+                    data=torch.randint(0, self.num_classes, (1, h, w), generator=gen))
+                data['data_samples'].append(sample)
+        device = next(self.model.parameters()).device
+        data['inputs'] = [x.to(device) for x in data['inputs']]
+        return self.model.data_preprocessor(data, training)
+
+    def autocast(self, device: str, dtype: str):
+        """Mixed precision as training uses it: on a CPU bf16 only where mmcv's ops allow."""
+        if dtype == 'fp32':
+            return contextlib.nullcontext()
+        if device == 'cpu':
+            from .amp import AUTOCAST_MODULES, autocast_submodules
+            return autocast_submodules(self.model, AUTOCAST_MODULES[self.scope], DTYPES[dtype])
+        return torch.autocast(device_type=device, dtype=DTYPES[dtype])
+
+
 def build_subjects(names: list[str]) -> dict[str, nn.Module]:
     """Build the named subjects; timm's MambaOut gets the weights of our MambaOut of that size."""
-    unknown = [n for n in names if n not in SUBJECTS]
+    unknown = [n for n in names if n not in SUBJECTS and not is_config(n)]
     if unknown:
-        raise KeyError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)}.')
+        raise KeyError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)} '
+                       'or give config files (*.py).')
     torch.manual_seed(0)
     models = {}
     for name in names:
-        if name.startswith('timm_mambaout_'):
+        if is_config(name):
+            models[name] = ConfigModel(name)
+        elif name.startswith('timm_mambaout_'):
             ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
             models[name] = timm_mambaout({'t': 'tiny'}[name.rsplit('_', 1)[1]], like=ours)
         else:
@@ -120,9 +190,18 @@ def autocast(device: str, dtype: str):
     return torch.autocast(device_type=device, dtype=DTYPES[dtype])
 
 
+def default_shape(names: list[str]) -> list[int]:
+    """The detection size if a detector is among the subjects, else the segmentation crops."""
+    scopes = {ConfigModel.scope_of(n) if is_config(n) else 'backbone' for n in names}
+    return DEFAULT_SHAPES['mmdet' if 'mmdet' in scopes else 'mmseg' if 'mmseg' in scopes
+                          else 'backbone']
+
+
 def make_step(model: nn.Module, x: torch.Tensor, mode: str, dtype: str) -> Callable[[], None]:
     """One inference forward, or one training step (forward, backward, AdamW update)."""
     device = x.device.type
+    if isinstance(model, ConfigModel):
+        return make_model_step(model, list(x.shape), device, mode, dtype)
     if mode == 'infer':
         model.eval()
 
@@ -138,6 +217,33 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, dtype: str) -> Calla
     def step() -> None:
         with autocast(device, dtype):
             loss = sum(out.float().square().mean() for out in model(x))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+    return step
+
+
+def make_model_step(model: ConfigModel, shape: list[int], device: str, mode: str,
+                    dtype: str) -> Callable[[], None]:
+    """``predict`` on a batch, or a training step: ``loss``, backward, AdamW update."""
+    data = model.batch(shape, training=mode == 'train')
+    net = model.model
+    if mode == 'infer':
+        net.eval()
+
+        def step() -> None:
+            with torch.inference_mode(), model.autocast(device, dtype):
+                net(**data, mode='predict')
+        return step
+
+    net.train()
+    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    scaler = torch.amp.GradScaler(device, enabled=dtype == 'fp16')
+
+    def step() -> None:
+        with model.autocast(device, dtype):
+            loss, _ = net.parse_losses(net(**data, mode='loss'))
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()

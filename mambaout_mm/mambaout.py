@@ -164,7 +164,7 @@ class GatedCNNBlock(nn.Module):
     ``fc1`` makes 2 * hidden channels, split into the gate ``g`` (hidden), an identity part ``i``
     and a conv part ``c`` (conv_ratio * dim); out = x + fc2(act(g) * cat(i, dwconv(c))).
     On the CPU the token mixer runs as fused oneDNN kernels (:mod:`mambaout_mm.cpu_kernels`);
-    elsewhere as that formula (:meth:`mix_reference`).
+    elsewhere, or with ``use_cpu_kernels = False``, as that formula (:meth:`mix_reference`).
     """
 
     def __init__(self, dim: int, expansion_ratio: float = 8 / 3, kernel_size: int = 7,

@@ -1,13 +1,14 @@
 """The benchmark's machinery on a tiny input (no timing assertions)."""
 import json
 
+import pytest
 import torch
 
-from mambaout_mm.benchmark import (build_subjects, feature_agreement, markdown, run_benchmark,
-                                   to_rows)
+from mambaout_mm.benchmark import (build_subjects, default_shape, feature_agreement, make_step,
+                                   markdown, peak_memory, run_benchmark, to_rows)
 from mambaout_mm.mambaout import GatedCNNBlock
 
-from .tools_helpers import run_tool, tool
+from .tools_helpers import config, run_tool, tool
 
 
 def test_timm_subject_runs_with_our_weights():
@@ -49,3 +50,41 @@ def test_cli_writes_json_markdown_and_plot(tmp_path):
     assert [r['subject'] for r in rows] == ['mambaout_t', 'timm_mambaout_t', 'resnet50']
     assert (tmp_path / 'b.md').read_text().count('| infer | fp32 |') == 3
     assert (tmp_path / 'b.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+DET = config('mask_rcnn/mambaout_femto_shapes.py')
+SEG = config('upernet/mambaout_femto_shapes.py')
+
+
+def test_default_input_follows_the_subjects():
+    assert default_shape(['mambaout_t', 'convnext_t']) == [2, 3, 512, 512]
+    assert default_shape([SEG]) == [2, 3, 512, 512]
+    assert default_shape([SEG, DET]) == [1, 3, 800, 1280]
+
+
+def test_unknown_subject_names_the_choices():
+    with pytest.raises(KeyError, match="'convnext_x'.*mambaout_t.*config files"):
+        build_subjects(['convnext_x'])
+
+
+@pytest.mark.parametrize('config,shape', [(DET, [1, 3, 96, 128]), (SEG, [2, 3, 64, 64])])
+def test_config_subjects_run_whole_models(config, shape):
+    """Detector and segmentor from configs: predict and a training step, fp32 and CPU bf16."""
+    results = run_benchmark([config], shape, ['infer', 'train'], ['fp32', 'bf16'], warmup=0,
+                            repeats=1, memory=False)
+    assert [(r.name, r.mode, r.dtype) for r in results] == [
+        (config, m, d) for m in ('infer', 'train') for d in ('fp32', 'bf16')]
+    assert all(r.median > 0 for r in results)
+
+
+def test_config_training_step_updates_the_whole_model():
+    model = build_subjects([DET])[DET]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    make_step(model, torch.zeros(1, 3, 96, 128), 'train', 'fp32')()
+    changed = {n.split('.')[1] for n, p in model.named_parameters()
+               if not torch.equal(p, before[n])}
+    assert {'backbone', 'neck', 'rpn_head', 'roi_head'} <= changed
+
+
+def test_config_subject_peak_memory_in_a_fresh_process():
+    assert peak_memory(SEG, 'infer', 'fp32', [1, 3, 64, 64], 'cpu') > 0

@@ -3,9 +3,13 @@
     python tools/benchmark.py [--subjects mambaout_t timm_mambaout_t ...] [--shape N C H W]
         [--modes infer train] [--dtypes fp32 bf16] [--repeats 5] [--compile]
         [--json FILE] [--markdown FILE] [--plot FILE.png]
+    python tools/benchmark.py --subjects configs/mask_rcnn/mambaout_tiny_1x.py \
+        mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py ...
 
 Same input for all, interleaved runs, median and spread, ratios to the first subject; peak memory
-per subject in a fresh process. Defaults: 2x3x512x512 (the segmentation crops), fp32 and bf16.
+per subject in a fresh process. Subjects are backbones or configs (whole detectors/segmentors on
+synthetic annotated images). Default input: 2x3x512x512 (segmentation crops) for backbones and
+segmentors, 1x3x800x1280 when a detector is among the subjects; fp32 and bf16.
 """
 from __future__ import annotations
 
@@ -15,17 +19,19 @@ import platform
 
 import torch
 
-from mambaout_mm.benchmark import (SUBJECTS, build_subjects, feature_agreement, markdown,
-                                   run_benchmark, to_rows)
+from mambaout_mm.benchmark import (SUBJECTS, build_subjects, default_shape, feature_agreement,
+                                   is_config, markdown, run_benchmark, to_rows)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--subjects', nargs='+', choices=sorted(SUBJECTS),
+    parser.add_argument('--subjects', nargs='+', metavar='SUBJECT',
                         default=['mambaout_t', 'timm_mambaout_t', 'convnext_t', 'swin_t',
-                                 'resnet50'])
-    parser.add_argument('--shape', type=int, nargs=4, default=[2, 3, 512, 512],
-                        metavar=('N', 'C', 'H', 'W'), help='input (detection: 1 3 800 1280)')
+                                 'resnet50'],
+                        help=f'backbones ({", ".join(sorted(SUBJECTS))}) or config files')
+    parser.add_argument('--shape', type=int, nargs=4, metavar=('N', 'C', 'H', 'W'),
+                        help='input; default 1 3 800 1280 with a detector config, else '
+                             '2 3 512 512')
     parser.add_argument('--modes', nargs='+', choices=['infer', 'train'],
                         default=['infer', 'train'])
     parser.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16', 'fp16'],
@@ -56,15 +62,20 @@ def plot(rows: list[dict], shape: list[int], path: str) -> None:
     import matplotlib.pyplot as plt
     from mmengine.analysis import get_model_complexity_info
 
+    from mambaout_mm.complexity import model_complexity
+
     points = [r for r in rows if r['mode'] == 'infer' and r['dtype'] == 'fp32']
-    models = build_subjects([r['subject'] for r in points])
+    models = build_subjects([r['subject'] for r in points if not is_config(r['subject'])])
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in points:
-        model = models[r['subject']]
-        model.eval()  # not chained: mmdet's ResNet.train() returns None
-        with torch.no_grad():
-            macs = get_model_complexity_info(model, inputs=torch.randn(*shape), show_table=False,
-                                             show_arch=False)['flops'] / 1e9
+        if is_config(r['subject']):
+            macs = shape[0] * model_complexity(r['subject'], tuple(shape[2:]))['macs_g']
+        else:
+            model = models[r['subject']]
+            model.eval()  # not chained: mmdet's ResNet.train() returns None
+            with torch.no_grad():
+                macs = get_model_complexity_info(model, inputs=torch.randn(*shape),
+                                                 show_table=False, show_arch=False)['flops'] / 1e9
         ax.scatter(macs, r['images_per_s'])
         ax.annotate(r['subject'], (macs, r['images_per_s']), textcoords='offset points',
                     xytext=(4, 4), fontsize=8)
@@ -78,6 +89,7 @@ def plot(rows: list[dict], shape: list[int], path: str) -> None:
 
 def main() -> None:
     args = parse_args()
+    args.shape = args.shape or default_shape(args.subjects)
     if {'mambaout_t', 'timm_mambaout_t'} <= set(args.subjects):
         models = build_subjects(['mambaout_t', 'timm_mambaout_t'])
         diff = feature_agreement(models['mambaout_t'], models['timm_mambaout_t'],
