@@ -1,8 +1,9 @@
 """Side-by-side speed and memory of MambaOut and reference backbones, or of whole models.
 
 A subject is a backbone from ``SUBJECTS`` or a detector/segmentor config (``*.py``, also
-``mmdet::``/``mmseg::`` paths), which runs on synthetic annotated images. Every subject gets the same input; timed runs are interleaved (one run of each subject per round)
-so that machine noise hits all of them alike; the report gives medians, spread and ratios to the
+``mmdet::``/``mmseg::`` paths), which runs on synthetic annotated images. Every subject gets the
+same input; timed runs are interleaved (one run of each subject per round) so that machine noise
+hits all of them alike; the report gives medians, spread and ratios to the
 first subject. Peak memory is measured in a fresh process per subject: CPU resident set growth
 during one step (glibc told to return freed blocks, so RSS follows live memory), or CUDA peak
 allocated memory.

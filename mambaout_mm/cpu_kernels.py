@@ -1,4 +1,4 @@
-"""The gated CNN block's token mixer on the CPU: oneDNN GEMMs with fused epilogues, hand-written backward.
+"""The gated CNN block's token mixer on CPUs: fused oneDNN GEMMs and a written-out backward.
 
 The mixer computes ``fc2(act(g) * cat(i, dwconv(c))) [+ shortcut]`` from the normed input ``y``,
 where ``fc1(y) = [g | i | c]``. Eager PyTorch spends a third of its CPU time on that formula outside
