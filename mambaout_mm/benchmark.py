@@ -11,7 +11,6 @@ allocated memory.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import statistics
@@ -107,22 +106,13 @@ class ConfigModel(nn.Module):
 
     def __init__(self, config: str) -> None:
         super().__init__()
-        from mmengine.registry import init_default_scope
-
-        from .runtime import load_config, toolbox
+        from .runtime import build_model, load_config, toolbox
         cfg = load_config(config)
         self.scope = toolbox(cfg)
-        init_default_scope(self.scope)
-        self.model = importlib.import_module(f'{self.scope}.registry').MODELS.build(cfg.model)
+        self.model = build_model(cfg)
         # the task's classes (the RPN has one, the box, mask and decode heads have all)
         self.num_classes = max(m.num_classes for m in self.model.modules()
                                if isinstance(getattr(m, 'num_classes', None), int))
-
-    @staticmethod
-    def scope_of(config: str) -> str:
-        """'mmdet' or 'mmseg', from the config's ``default_scope``."""
-        from .runtime import load_config, toolbox
-        return toolbox(load_config(config))
 
     def batch(self, shape: list[int], training: bool) -> dict:
         """Seeded random images with boxes and masks (detection) or label maps, preprocessed."""
@@ -149,12 +139,10 @@ class ConfigModel(nn.Module):
 
     def autocast(self, device: str, dtype: str):
         """Mixed precision as training uses it: on a CPU bf16 only where mmcv's ops allow."""
-        if dtype == 'fp32':
-            return contextlib.nullcontext()
-        if device == 'cpu':
+        if device == 'cpu' and dtype != 'fp32':
             from .amp import AUTOCAST_MODULES, autocast_submodules
             return autocast_submodules(self.model, AUTOCAST_MODULES[self.scope], DTYPES[dtype])
-        return torch.autocast(device_type=device, dtype=DTYPES[dtype])
+        return autocast(device, dtype)
 
 
 def build_subjects(names: list[str]) -> dict[str, nn.Module]:
@@ -193,7 +181,8 @@ def autocast(device: str, dtype: str):
 
 def default_shape(names: list[str]) -> list[int]:
     """The detection size if a detector is among the subjects, else the segmentation crops."""
-    scopes = {ConfigModel.scope_of(n) if is_config(n) else 'backbone' for n in names}
+    from .runtime import load_config, toolbox
+    scopes = {toolbox(load_config(n)) if is_config(n) else 'backbone' for n in names}
     return DEFAULT_SHAPES['mmdet' if 'mmdet' in scopes else 'mmseg' if 'mmseg' in scopes
                           else 'backbone']
 
@@ -212,13 +201,21 @@ def make_step(model: nn.Module, x: torch.Tensor, mode: str, dtype: str) -> Calla
         return step
 
     model.train()
+
+    def loss() -> torch.Tensor:
+        with autocast(device, dtype):
+            return sum(out.float().square().mean() for out in model(x))
+    return training_step(model, loss, device, dtype)
+
+
+def training_step(model: nn.Module, loss: Callable[[], torch.Tensor], device: str,
+                  dtype: str) -> Callable[[], None]:
+    """Backward of ``loss()`` (loss-scaled for fp16) and an AdamW update of ``model``."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     scaler = torch.amp.GradScaler(device, enabled=dtype == 'fp16')
 
     def step() -> None:
-        with autocast(device, dtype):
-            loss = sum(out.float().square().mean() for out in model(x))
-        scaler.scale(loss).backward()
+        scaler.scale(loss()).backward()
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -239,17 +236,11 @@ def make_model_step(model: ConfigModel, shape: list[int], device: str, mode: str
         return step
 
     net.train()
-    optimizer = torch.optim.AdamW(net.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device, enabled=dtype == 'fp16')
 
-    def step() -> None:
+    def loss() -> torch.Tensor:
         with model.autocast(device, dtype):
-            loss, _ = net.parse_losses(net(**data, mode='loss'))
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-    return step
+            return net.parse_losses(net(**data, mode='loss'))[0]
+    return training_step(net, loss, device, dtype)
 
 
 def _sync(device: str) -> None:

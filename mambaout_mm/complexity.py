@@ -13,9 +13,8 @@ from functools import partial
 import torch
 from mmengine.analysis import get_model_complexity_info
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
 
-from .runtime import load_config, toolbox
+from .runtime import build_model, load_config, toolbox
 
 PAPER_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048)}
 
@@ -25,9 +24,7 @@ def model_complexity(config: str, shape: tuple[int, int] | None = None,
     """``dict(config, task, shape, params_m, macs_g)`` of the model ``config`` builds."""
     cfg = load_config(config, cfg_options)
     scope = toolbox(cfg)
-    init_default_scope(scope)
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
-    model = registry.build(cfg.model).eval()
+    model = build_model(cfg).eval()
     params = sum(p.numel() for p in model.parameters())
 
     h, w = shape or PAPER_SHAPES[scope]

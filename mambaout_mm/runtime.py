@@ -2,6 +2,7 @@
 and the settings that differ between mmdetection and mmsegmentation."""
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import os.path as osp
@@ -68,6 +69,14 @@ def toolbox(cfg: Config) -> str:
         raise RunSetupError(f"default_scope must be 'mmdet' or 'mmseg' (inherit mmdet's or mmseg's "
                             f"default_runtime), got {scope!r}.")
     return scope
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    """The detector or segmentor ``cfg.model`` describes, built in the config's toolbox scope."""
+    from mmengine.registry import init_default_scope
+    scope = toolbox(cfg)
+    init_default_scope(scope)
+    return importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
 
 
 def _init_cfgs(node: Any) -> Iterator[dict]:

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 
 from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets import SHAPE_CLASSES
 from mambaout_mm.paper import paper_row
-from mambaout_mm.runtime import RunSetupError, check_datasets, check_pretrained_weights
+from mambaout_mm.runtime import (RunSetupError, build_model, check_datasets,
+                                 check_pretrained_weights)
 
 from .tools_helpers import REPO
 
@@ -25,9 +25,7 @@ def load(name: str) -> Config:
 @lru_cache(maxsize=None)
 def build(path: Path):
     """The model a config builds (built once per test session)."""
-    init_default_scope('mmseg')
-    from mmseg.registry import MODELS
-    return MODELS.build(Config.fromfile(path).model)
+    return build_model(Config.fromfile(path))
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
