@@ -1,8 +1,8 @@
 """MambaOut backbones for mmdetection and mmsegmentation.
 
-Importing the package registers ``MambaOutBackbone`` in the installed toolboxes' ``MODELS``
-registries, ``CPUAutocastOptimWrapper`` in mmengine's ``OPTIM_WRAPPERS``, and lets mmengine
-checkpoints load under torch's safe unpickler.
+Importing the package registers ``MambaOutBackbone`` in mmengine's root ``MODELS`` registry (which
+mmdet's and mmseg's configs search) and ``CPUAutocastOptimWrapper`` in ``OPTIM_WRAPPERS``, and lets
+mmengine checkpoints load under torch's safe unpickler. It imports neither mmdet nor mmseg.
 """
 from .amp import CPUAutocastOptimWrapper
 from .backbone import MambaOutBackbone

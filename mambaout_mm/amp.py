@@ -3,17 +3,23 @@
 mmengine's ``AmpOptimWrapper`` (FP16 with a loss scale) needs a GPU. On a CPU, bfloat16 needs no
 loss scale, but mmcv's CPU ops (RoIAlign, NMS) take float32 only, so autocast covers the named
 submodules alone (backbone and neck for detectors; backbone and heads for segmentors), whose
-outputs are cast back to float32 for the rest of the model.
+outputs are cast back to float32 for the rest of the model. ``--amp`` chooses this wrapper only
+where the CPU computes bfloat16 natively (:mod:`mambaout_mm.cpu_support`); built elsewhere, it
+warns once that bfloat16 is emulated there.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Iterator, Sequence
 
 import torch
+from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
+
+from . import cpu_support
 
 #: Submodules that run in bfloat16 under ``CPUAutocastOptimWrapper``, per toolbox.
 AUTOCAST_MODULES = {
@@ -80,6 +86,10 @@ class CPUAutocastOptimWrapper(OptimWrapper):
             raise ValueError(f"CPUAutocastOptimWrapper supports dtype='bfloat16', got {dtype!r}.")
         self.modules = tuple(modules) if modules is not None else None
         self.cast_dtype = torch.bfloat16
+        if not cpu_support.bf16_native():
+            print_log(f'CPUAutocastOptimWrapper: {cpu_support.why_no_native_bf16()}; bfloat16 '
+                      'autocast is emulated here and runs many times slower than float32.',
+                      logger='current', level=logging.WARNING)
 
     @contextlib.contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:

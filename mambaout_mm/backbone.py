@@ -28,8 +28,9 @@ class MambaOutBackbone(MambaOut, BaseModule):
         frozen_stages: stages 0..frozen_stages-1 (each with its downsampling layer, the stem for
             stage 0, and its output norm) stop gradients and stay in eval mode; 0 freezes nothing.
         with_cp: activation checkpointing per block (less memory, more compute).
-        init_cfg: ``dict(type='Pretrained', checkpoint=PATH)`` loads official, timm or mmengine
-            MambaOut weights (see :mod:`mambaout_mm.checkpoint`); otherwise random init.
+        init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official, timm or
+            mmengine MambaOut weights from a file or anything mmengine's ``CheckpointLoader``
+            reads (see :mod:`mambaout_mm.checkpoint`); otherwise random init.
     """
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
@@ -94,7 +95,8 @@ class MambaOutBackbone(MambaOut, BaseModule):
             pruned = tuple(f'{name}.{i}.' for name in ('downsample_layers', 'stages')
                            for i in range(self.num_stages, len(self.depths)))
             load_mambaout_weights(self, cfg['checkpoint'], logger=MMLogger.get_current_instance(),
-                                  ignore_prefixes=CLASSIFIER_PREFIXES + pruned)
+                                  ignore_prefixes=CLASSIFIER_PREFIXES + pruned,
+                                  map_location=cfg.get('map_location', 'cpu'))
             self._is_init = True
         else:
             super().init_weights()

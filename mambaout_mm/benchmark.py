@@ -23,6 +23,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from . import compat, cpu_support
+
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
@@ -173,6 +175,12 @@ def feature_agreement(ours: nn.Module, timm_features: TimmFeatures, x: torch.Ten
     return max((u - v).abs().max().item() for u, v in zip(a, b))
 
 
+def default_dtypes(device: str) -> list[str]:
+    """fp32, and bf16 where the device computes it natively (emulated bf16 is no benchmark)."""
+    native = cpu_support.bf16_native() if device == 'cpu' else torch.cuda.is_bf16_supported()
+    return ['fp32', 'bf16'] if native else ['fp32']
+
+
 def autocast(device: str, dtype: str):
     if dtype == 'fp32':
         return contextlib.nullcontext()
@@ -212,7 +220,7 @@ def training_step(model: nn.Module, loss: Callable[[], torch.Tensor], device: st
                   dtype: str) -> Callable[[], None]:
     """Backward of ``loss()`` (loss-scaled for fp16) and an AdamW update of ``model``."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    scaler = torch.amp.GradScaler(device, enabled=dtype == 'fp16')
+    scaler = compat.grad_scaler(device, enabled=dtype == 'fp16')
 
     def step() -> None:
         scaler.scale(loss()).backward()

@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from . import safe_load
 from .mambaout import ARCH_SETTINGS, resolve_arch
 
 OFFICIAL_RELEASE = 'https://github.com/yuweihao/MambaOut/releases/download/model'
@@ -42,19 +43,86 @@ class CheckpointMismatchError(RuntimeError):
     """Weights that do not fit the model they are loaded into."""
 
 
-def read_checkpoint(path: str | Path) -> Any:
-    """Load a ``.pth``/``.pt``/``.safetensors`` file on the CPU, without running pickled code."""
-    path = Path(path)
+class CheckpointReadError(RuntimeError):
+    """A checkpoint file (or URL) that cannot be read; the message names it and the problem."""
+
+
+def read_checkpoint(source: str | Path, map_location: str | None = 'cpu') -> Any:
+    """Load a checkpoint without running pickled code: a local ``.pth``/``.pt``/``.safetensors``
+    file, an ``http(s)://`` URL (downloaded once into torch's hub cache, as mmengine does), or
+    anything else mmengine's ``CheckpointLoader`` reads (its other schemes)."""
+    source = str(source)
+    if source.startswith(('http://', 'https://')):
+        source = download_checkpoint(source)
+    elif '://' in source and not source.startswith('file://'):
+        from mmengine.runner import CheckpointLoader
+        return CheckpointLoader.load_checkpoint(source, map_location=map_location)
+    path = Path(source.removeprefix('file://'))
     if not path.is_file():
         raise FileNotFoundError(
             f'MambaOut checkpoint not found: {path}. Download the official ImageNet weights, e.g. '
             f'`wget -P {path.parent} {OFFICIAL_RELEASE}/{path.name}` (files mambaout_'
             f'{{femto,kobe,tiny,small,base}}.pth), or point the config at your file '
             f"(init_cfg=dict(type='Pretrained', checkpoint=...)).")
+    check_checkpoint_file(path)
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
-        return load_file(str(path), device='cpu')
-    return torch.load(path, map_location='cpu', weights_only=True)
+        return load_file(str(path), device=map_location or 'cpu')
+    return safe_load.load(path, map_location)
+
+
+def download_checkpoint(url: str) -> str:
+    """The local copy of ``url`` in torch's hub cache (``$TORCH_HOME/hub/checkpoints``, where
+    mmengine's ``load_from_http`` keeps it), downloaded on first use."""
+    import os
+
+    import torch.hub
+    cache = Path(torch.hub.get_dir()) / 'checkpoints'
+    path = cache / (Path(url.split('?')[0]).name or 'checkpoint.pth')
+    if not path.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + f'.partial{os.getpid()}')
+        try:
+            torch.hub.download_url_to_file(url, str(partial), progress=False)
+        except OSError as err:  # urllib's URLError and HTTPError are OSErrors
+            partial.unlink(missing_ok=True)
+            raise CheckpointReadError(
+                f'Could not download the checkpoint {url} ({err}). Without network, download it '
+                f'on another machine (`wget {url}`) and copy it to {path}, where it is looked for '
+                f'first, or give the local path instead of the URL.') from None
+        partial.replace(path)
+    return str(path)
+
+
+def check_checkpoint_file(path: str | Path) -> None:
+    """Raise :class:`CheckpointReadError` naming ``path`` if it cannot be a readable checkpoint:
+    empty, an HTML page (a failed download), or a truncated zip archive."""
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, 'rb') as f:
+        head = f.read(64)
+    redownload = 'Download it again (and compare its size with the source\'s)'
+    if size == 0:
+        raise CheckpointReadError(f'{path} is empty (0 bytes). {redownload}.')
+    if head.lstrip().lower().startswith((b'<!doctype', b'<html', b'<?xml', b'{"', b'not found')):
+        raise CheckpointReadError(
+            f'{path} is a text/HTML page ({size} bytes), not a checkpoint: probably an error '
+            f'page saved by a failed download. {redownload}.')
+    if path.suffix == '.safetensors':
+        return
+    if head.startswith(b'PK'):
+        import zipfile
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+        except zipfile.BadZipFile:
+            raise CheckpointReadError(
+                f'{path} is a truncated or damaged PyTorch checkpoint ({size} bytes: its zip '
+                f'directory is missing). {redownload}.') from None
+    elif not head.startswith(b'\x80'):  # neither torch's zip format nor a (legacy) pickle
+        raise CheckpointReadError(
+            f'{path} is not a PyTorch checkpoint ({size} bytes starting with {head[:16]!r}). '
+            f'Give a .pth/.pt file saved by torch.save, or a .safetensors file.')
 
 
 def extract_state_dict(obj: Any) -> dict[str, torch.Tensor]:
@@ -162,7 +230,8 @@ def check_weights(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Te
 
 def load_mambaout_weights(model: nn.Module, path: str | Path,
                           logger: logging.Logger | None = None,
-                          ignore_prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
+                          ignore_prefixes: tuple[str, ...] = (),
+                          map_location: str | None = 'cpu') -> dict[str, list[str]]:
     """Load a MambaOut checkpoint of any layout into ``model`` (a trunk or a classifier).
 
     Keys the model lacks are tolerated only under ``ignore_prefixes`` (e.g. the classification
@@ -172,7 +241,7 @@ def load_mambaout_weights(model: nn.Module, path: str | Path,
     Returns what was loaded, dropped and left at initialisation.
     """
     logger = logger or logging.getLogger(__name__)
-    source = to_official_layout(extract_state_dict(read_checkpoint(path)))
+    source = to_official_layout(extract_state_dict(read_checkpoint(path, map_location)))
     report = check_weights(model.state_dict(), source, f'MambaOut checkpoint {path}',
                            ignore_prefixes)
     loaded, dropped, fresh = report['loaded'], report['dropped'], report['fresh']

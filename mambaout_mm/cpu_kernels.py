@@ -14,15 +14,20 @@ that takes six times the forward convolution. Here
   image (three times faster here than PyTorch's kernel).
 
 Same parameters, same function: the results match :meth:`GatedCNNBlock.mix_reference` to float32
-rounding (tests). Used for float32 and bfloat16 CPU tensors when PyTorch has oneDNN; other devices
-take the reference formula.
+rounding (tests). They run in the dtypes that this CPU's oneDNN supports (:func:`runs_in`, probed
+once per process: bfloat16 needs AVX512-BF16 or AMX, or at least AVX-512 for oneDNN to emulate it);
+everything else, and other devices, take the reference formula.
 """
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from mmengine.logging import print_log
+
+from . import compat, cpu_support
 
 _linear = getattr(getattr(torch.ops, 'mkldnn', None), '_linear_pointwise', None)
 
@@ -47,21 +52,82 @@ class MixerWeights(NamedTuple):
 
 
 def available(x: torch.Tensor) -> bool:
-    """Whether :func:`gated_mix` can run on ``x``'s device and dtype.
+    """Whether :func:`gated_mix` runs on ``x``'s device and compute dtype on this CPU.
 
     Not while tracing (FLOP counters, TorchScript) or under ``torch.compile``: those see the
     reference formula, which they can count and fuse.
     """
-    return (_linear is not None and x.device.type == 'cpu' and torch.backends.mkldnn.is_available()
-            and compute_dtype(x) in (torch.float32, torch.bfloat16)
-            and not torch.jit.is_tracing() and not torch.compiler.is_compiling())
+    return (x.device.type == 'cpu' and not torch.jit.is_tracing() and not compat.is_compiling()
+            and runs_in(compute_dtype(x)))
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:
-    """bfloat16 under CPU autocast, else the input's dtype."""
-    if torch.is_autocast_enabled('cpu'):
-        return torch.get_autocast_dtype('cpu')
-    return x.dtype
+    """The CPU autocast dtype under CPU autocast, else the input's dtype."""
+    return compat.cpu_autocast_dtype() or x.dtype
+
+
+@functools.cache
+def runs_in(dtype: torch.dtype) -> bool:
+    """Whether the kernels run in ``dtype`` on this CPU, decided once per process by a probe.
+
+    The probe runs both paths (fused inference, and forward and backward with autograd) on a
+    tiny mixer and compares them with the reference formula. oneDNN refuses primitives that its
+    ISA cannot run (bfloat16 on AVX2) when they are created; that refusal, or a wrong result,
+    turns the kernels off for ``dtype`` with one log line, and the reference formula runs instead.
+    """
+    if dtype not in (torch.float32, torch.bfloat16):
+        return False
+    if _linear is None or not torch.backends.mkldnn.is_available():
+        reason = 'this PyTorch has no oneDNN linear-pointwise op'
+    else:
+        try:
+            error = _probe(dtype)
+        except RuntimeError as err:  # oneDNN: "could not create a primitive descriptor ..."
+            reason = f'oneDNN cannot run them ({str(err).split(". ")[0]})'
+        else:
+            if error < (1e-4 if dtype == torch.float32 else 5e-2):
+                return True
+            reason = f'their results differ from the reference formula by {error:.1e}'
+    print_log(f'MambaOut CPU kernels are off for {str(dtype)[6:]} on this CPU '
+              f'({cpu_support.describe()}): {reason}; the gated CNN blocks use their reference '
+              f'formula.', logger='current')
+    return False
+
+
+@torch.inference_mode(False)
+@torch.enable_grad()
+@torch.autocast('cpu', enabled=False)
+def _probe(dtype: torch.dtype) -> float:
+    """Largest relative error of the kernels (inference, forward and backward) on a tiny mixer."""
+    gen = torch.Generator().manual_seed(0)
+    dim, hidden, n_id, k = 8, 16, 8, 3
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=gen).to(dtype)
+    weights = MixerWeights(rand(2 * hidden, dim), rand(2 * hidden), rand(hidden - n_id, 1, k, k),
+                           rand(hidden - n_id), rand(dim, hidden), rand(dim), hidden, n_id,
+                           'gelu')
+    y, shortcut = rand(2, 5, 6, dim), rand(2, 5, 6, dim)
+
+    def reference(y: torch.Tensor, w: MixerWeights) -> torch.Tensor:
+        g, i, c = torch.split(F.linear(y, w.fc1_weight, w.fc1_bias), (hidden, n_id, hidden - n_id),
+                              dim=-1)
+        c = _depthwise_conv(c, w.conv_weight, w.conv_bias)
+        return F.linear(F.gelu(g) * torch.cat((i, c), dim=-1), w.fc2_weight, w.fc2_bias)
+
+    def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+        return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+    fp32_weights = MixerWeights(*(t.float() for t in weights[:6]), *weights[6:])
+    y_ref = y.float().clone().requires_grad_(True)
+    expected = reference(y_ref, fp32_weights) + shortcut.float()
+    expected.square().sum().backward()
+    with torch.no_grad():
+        inference = _mix_inference(y, shortcut, weights)
+    y_grad = y.clone().requires_grad_(True)
+    out = GatedMixer.apply(y_grad, shortcut, *weights)
+    out.float().square().sum().backward()
+    return max(rel(inference, expected), rel(out, expected), rel(y_grad.grad, y_ref.grad))
 
 
 def _fc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

@@ -1,18 +1,14 @@
-"""Registration of the project's modules in the OpenMMLab toolboxes that are installed."""
+"""Where the project's modules are registered: mmengine's root ``MODELS``.
+
+mmdet's and mmseg's ``MODELS`` registries are children of mmengine's and look a type up in their
+ancestors when they do not hold it, so one registration serves configs of both toolboxes, and
+importing the package imports neither toolbox (only mmengine is needed to import it).
+"""
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
-TOOLBOXES = ('mmdet', 'mmseg')
-
-
-def installed_toolboxes() -> list[str]:
-    return [name for name in TOOLBOXES if importlib.util.find_spec(name) is not None]
+from mmengine.registry import MODELS
 
 
 def register_backbone(cls: type) -> type:
-    """Register ``cls`` in the ``MODELS`` registry of mmdet and of mmseg, whichever exist."""
-    for name in installed_toolboxes():
-        importlib.import_module(f'{name}.registry').MODELS.register_module(module=cls)
-    return cls
+    """Register ``cls`` so that mmdet and mmseg configs can build it by name."""
+    return MODELS.register_module(module=cls)

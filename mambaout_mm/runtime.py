@@ -92,12 +92,17 @@ def _init_cfgs(node: Any) -> Iterator[dict]:
             yield from _init_cfgs(value)
 
 
+def _missing_pretrained(init_cfg: Any) -> bool:
+    path = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None
+    return (init_cfg.get('type') == 'Pretrained' and bool(path) and '://' not in path
+            and not osp.isfile(path)) if path else False
+
+
 def check_pretrained_weights(cfg: Config) -> None:
     """Fail before training when a ``Pretrained`` checkpoint file named by the model is missing."""
     for init_cfg in _init_cfgs(cfg.model):
-        path = init_cfg.get('checkpoint')
-        if init_cfg.get('type') == 'Pretrained' and path and '://' not in path \
-                and not osp.isfile(path):
+        if _missing_pretrained(init_cfg):
+            path = init_cfg['checkpoint']
             raise RunSetupError(
                 f'Pretrained weights not found: {path}. Download the official ImageNet '
                 f'checkpoint into it, e.g. `mkdir -p {osp.dirname(path) or "."} && wget -O {path} '
@@ -105,6 +110,48 @@ def check_pretrained_weights(cfg: Config) -> None:
                 f'{osp.basename(path)}`, or set another path with '
                 f'--cfg-options model.backbone.init_cfg.checkpoint=PATH '
                 f'(model.backbone.init_cfg=None trains from scratch).')
+
+
+def drop_missing_pretrained(node: Any) -> list[str]:
+    """Remove ``Pretrained`` init_cfgs whose file is missing; returns their paths.
+
+    For runs that start from a checkpoint of their own (``--resume``, ``load_from``): its weights
+    replace the ImageNet ones, so a machine without those files must still be able to continue.
+    """
+    dropped = []
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        if isinstance(init_cfg, list):
+            keep = [c for c in init_cfg if not _missing_pretrained(c)]
+            dropped += [c['checkpoint'] for c in init_cfg if _missing_pretrained(c)]
+            node['init_cfg'] = keep or None
+        elif _missing_pretrained(init_cfg):
+            dropped.append(init_cfg['checkpoint'])
+            node['init_cfg'] = None
+        for key, value in node.items():
+            if key != 'init_cfg':
+                dropped += drop_missing_pretrained(value)
+    elif isinstance(node, list):
+        for value in node:
+            dropped += drop_missing_pretrained(value)
+    return dropped
+
+
+def local_checkpoint(source: str) -> str:
+    """A checkpoint given to a tool: a checked local file, an ``http(s)://`` URL resolved to its
+    downloaded copy, or another scheme mmengine reads (returned as it is)."""
+    from .checkpoint import CheckpointReadError, check_checkpoint_file, download_checkpoint
+    try:
+        if source.startswith(('http://', 'https://')):
+            source = download_checkpoint(source)
+        elif '://' in source:
+            return source
+        if not osp.isfile(source):
+            raise RunSetupError(f'checkpoint not found: {source}')
+        check_checkpoint_file(source)
+    except CheckpointReadError as err:
+        raise RunSetupError(str(err)) from None
+    return source
 
 
 def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
@@ -138,6 +185,40 @@ def check_datasets(cfg: Config, phases: tuple[str, ...]) -> None:
                     f'--cfg-options {phase}_dataloader.dataset.data_root=DIR. {SHAPES_HINT}')
 
 
+def select_device(device: str | None) -> None:
+    """``--device cpu`` hides the GPUs from this process (before CUDA is initialised); ``cuda``
+    or ``None`` leaves them."""
+    if device == 'cpu':
+        os.environ['CUDA_VISIBLE_DEVICES'] = ''
+
+
+def check_device(cfg: Config, device: str | None, launcher: str) -> None:
+    """Stop a run that asks for GPUs where torch sees none, instead of training on CPUs.
+
+    A run asks for GPUs with ``--device cuda``, or with a GPU config (FP16 ``AmpOptimWrapper``, as
+    the Table 2/3 configs) unless ``--device cpu`` says that CPUs are meant.
+    """
+    gpu_config = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+    if device == 'cpu' or torch.cuda.is_available() or not (device == 'cuda' or gpu_config):
+        return
+    launched = f' under --launcher {launcher}' if launcher != 'none' else ''
+    why = '--device cuda' if device == 'cuda' else \
+        f'the config trains with FP16 AmpOptimWrapper{launched}'
+    if torch.version.cuda is None:
+        cause = (f'torch {torch.__version__} is a CPU-only build: install a CUDA build '
+                 f'(TORCH_INDEX_URL, see the README)')
+    else:
+        visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+        cause = (f'torch {torch.__version__} is built for CUDA {torch.version.cuda} and sees no '
+                 f'GPU. Likely causes: the NVIDIA driver is older than CUDA {torch.version.cuda} '
+                 f'needs (`nvidia-smi` shows the newest CUDA the driver supports; install the '
+                 f'torch build for it, see the README), or no GPU is visible'
+                 + (f' (CUDA_VISIBLE_DEVICES={visible!r})' if visible is not None else
+                    ' (run on a GPU node; check `nvidia-smi`)'))
+    raise RunSetupError(f'This run asks for GPUs ({why}), but {cause}. To run on CPUs on purpose, '
+                        f'add --device cpu.')
+
+
 def uses_amp(cfg: Config) -> bool:
     return cfg.optim_wrapper.get('type') in ('AmpOptimWrapper', 'CPUAutocastOptimWrapper')
 
@@ -146,7 +227,9 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
     """Mixed precision for ``--amp`` or a config that asks for it; returns what was chosen.
 
     With a GPU: FP16 with a dynamic loss scale (mmengine's ``AmpOptimWrapper``, as in the paper).
-    Without one: bfloat16 autocast through :class:`mambaout_mm.amp.CPUAutocastOptimWrapper`.
+    Without one: bfloat16 autocast through :class:`mambaout_mm.amp.CPUAutocastOptimWrapper` where
+    the CPU computes bfloat16 natively, else float32 (emulated bfloat16 is many times slower than
+    float32). A config that names ``CPUAutocastOptimWrapper`` itself gets it on any CPU.
     """
     if not (requested or uses_amp(cfg)):
         return None
@@ -157,13 +240,23 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
             wrapper.type = 'AmpOptimWrapper'
             wrapper.setdefault('loss_scale', 'dynamic')
         return 'fp16 autocast with a dynamic loss scale (AmpOptimWrapper)'
+    from . import cpu_support
     from .amp import AUTOCAST_MODULES
+    forced = wrapper.get('type') == 'CPUAutocastOptimWrapper'
     for key in ('loss_scale', 'dtype', 'use_fsdp'):
         wrapper.pop(key, None)
+    if not (forced or cpu_support.bf16_native()):
+        wrapper.pop('modules', None)
+        wrapper.type = 'OptimWrapper'
+        return (f'off, training in float32: no GPU, and {cpu_support.why_no_native_bf16()}, so '
+                f'bfloat16 would be emulated, many times slower than float32 '
+                f'(--cfg-options optim_wrapper.type=CPUAutocastOptimWrapper forces it)')
     wrapper.type = 'CPUAutocastOptimWrapper'
     wrapper.setdefault('modules', list(AUTOCAST_MODULES[toolbox(cfg)]))
-    modules = ', '.join(wrapper.modules)
-    return f'no GPU: bfloat16 autocast of {modules} (CPUAutocastOptimWrapper)'
+    native = '' if cpu_support.bf16_native() else \
+        f', emulated: {cpu_support.why_no_native_bf16()}'
+    return f'no GPU: bfloat16 autocast of {", ".join(wrapper.modules)} ' \
+           f'(CPUAutocastOptimWrapper{native})'
 
 
 def setup_launcher(cfg: Config, launcher: str) -> None:

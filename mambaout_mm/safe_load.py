@@ -10,13 +10,17 @@ project's one place for this; importing ``mambaout_mm`` applies it.
 """
 from __future__ import annotations
 
-from typing import Callable
+import re
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+#: whether this torch can allow mmengine's objects in its safe unpickler (torch >= 2.4)
+SAFE_LOADING = hasattr(torch.serialization, 'add_safe_globals')
 
 
 def history_buffer_method(owner: type, name: str) -> Callable:
@@ -40,5 +44,31 @@ def mmengine_checkpoint_globals() -> list:
 
 
 def allow_mmengine_checkpoints() -> None:
-    """Let ``torch.load(..., weights_only=True)`` read mmengine checkpoints (idempotent)."""
-    torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+    """Let ``torch.load(..., weights_only=True)`` read mmengine checkpoints (idempotent).
+
+    Before torch 2.4 there is no allowlist to extend; those versions' ``torch.load`` (and so
+    mmengine's) defaults to ``weights_only=False`` and reads the checkpoints as they are.
+    """
+    if SAFE_LOADING:
+        torch.serialization.add_safe_globals(mmengine_checkpoint_globals())
+
+
+def load(path: str | Path, map_location: Any = 'cpu') -> Any:
+    """``torch.load(path, weights_only=True)`` with the mmengine allowlist; a file holding other
+    objects fails with an error that names the file and the object, not torch's generic advice.
+
+    Before torch 2.4 (no allowlist) mmengine's checkpoints cannot load safely; there this reads
+    as mmengine itself does on those versions, with ``weights_only=False``.
+    """
+    if not SAFE_LOADING:
+        return torch.load(path, map_location=map_location)
+    allow_mmengine_checkpoints()
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except torch.serialization.pickle.UnpicklingError as err:
+        found = re.search(r'(?:Unsupported global|GLOBAL) ?:? ?(?:GLOBAL )?([\w.]+)', str(err))
+        what = f'the object {found.group(1)}' if found else 'objects'
+        raise torch.serialization.pickle.UnpicklingError(
+            f'{path}: holds {what}, which the safe loader (weights_only=True) does not '
+            f'accept, so it is not a plain checkpoint of tensors. If you trust the file, load '
+            f'it with torch.load(..., weights_only=False) and save its state_dict.') from None

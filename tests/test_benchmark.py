@@ -4,8 +4,10 @@ import json
 import pytest
 import torch
 
-from mambaout_mm.benchmark import (build_subjects, default_shape, feature_agreement, make_step,
-                                   markdown, peak_memory, run_benchmark, to_rows)
+from mambaout_mm import cpu_support
+from mambaout_mm.benchmark import (build_subjects, default_dtypes, default_shape,
+                                   feature_agreement, make_step, markdown, peak_memory,
+                                   run_benchmark, to_rows)
 from mambaout_mm.mambaout import GatedCNNBlock
 
 from .tools_helpers import config, run_tool, tool
@@ -25,14 +27,21 @@ def test_reference_subject_runs_the_plain_formula():
     assert all(flags['mambaout_t']) and not any(flags['mambaout_t_ref'])
 
 
+def test_bf16_is_benchmarked_by_default_only_where_it_is_native(monkeypatch):
+    for native in (True, False):
+        monkeypatch.setattr(cpu_support, 'bf16_native', lambda: native)
+        assert default_dtypes('cpu') == (['fp32', 'bf16'] if native else ['fp32'])
+
+
 def test_rows_hold_every_subject_mode_and_dtype():
+    dtypes = default_dtypes('cpu')  # bf16 where it is native: emulated it takes minutes here
     results = run_benchmark(['mambaout_t', 'timm_mambaout_t'], [1, 3, 64, 64],
-                            ['infer', 'train'], ['fp32', 'bf16', 'fp16'], warmup=1, repeats=2,
+                            ['infer', 'train'], dtypes + ['fp16'], warmup=1, repeats=2,
                             memory=False)
     rows = to_rows(results, batch=1)
     assert {(r['subject'], r['mode'], r['dtype']) for r in rows} == {
         (s, m, d) for s in ('mambaout_t', 'timm_mambaout_t') for m in ('infer', 'train')
-        for d in ('fp32', 'bf16')}  # fp16 is skipped without a GPU
+        for d in dtypes}  # fp16 is skipped without a GPU
     for r in rows:
         assert r['repeats'] == 2 and r['median_s'] > 0
         if r['subject'] == 'mambaout_t':
@@ -69,11 +78,13 @@ def test_unknown_subject_names_the_choices():
 
 @pytest.mark.parametrize('config,shape', [(DET, [1, 3, 96, 128]), (SEG, [2, 3, 64, 64])])
 def test_config_subjects_run_whole_models(config, shape):
-    """Detector and segmentor from configs: predict and a training step, fp32 and CPU bf16."""
-    results = run_benchmark([config], shape, ['infer', 'train'], ['fp32', 'bf16'], warmup=0,
-                            repeats=1, memory=False)
+    """Detector and segmentor from configs: predict and a training step, fp32 and (where it is
+    native) CPU bf16."""
+    dtypes = default_dtypes('cpu')
+    results = run_benchmark([config], shape, ['infer', 'train'], dtypes, warmup=0, repeats=1,
+                            memory=False)
     assert [(r.name, r.mode, r.dtype) for r in results] == [
-        (config, m, d) for m in ('infer', 'train') for d in ('fp32', 'bf16')]
+        (config, m, d) for m in ('infer', 'train') for d in dtypes]
     assert all(r.median > 0 for r in results)
 
 

@@ -1,5 +1,7 @@
 """Loading weights in every layout, with clear errors for the ones that do not fit."""
+import argparse
 import logging
+import pickle
 
 import pytest
 import timm
@@ -7,7 +9,8 @@ import torch
 from safetensors.torch import save_file
 
 from mambaout_mm import CheckpointMismatchError, MambaOut, MambaOutBackbone
-from mambaout_mm.checkpoint import load_mambaout_weights, to_official_layout
+from mambaout_mm.checkpoint import (CheckpointReadError, load_mambaout_weights, read_checkpoint,
+                                    to_official_layout)
 
 from .conftest import randomize_
 
@@ -125,3 +128,52 @@ def test_not_a_mambaout_checkpoint(tmp_path):
 def test_missing_file_says_where_to_get_weights(tmp_path):
     with pytest.raises(FileNotFoundError, match=r'releases/download/model/mambaout_femto.pth'):
         pretrained(tmp_path / 'mambaout_femto.pth').init_weights()
+
+
+@pytest.mark.parametrize('content,problem', [
+    (b'', r'is empty \(0 bytes\)'),
+    (b'<!DOCTYPE html><html><body>Not Found</body></html>', 'HTML page'),
+    (b'a,b,c\n1,2,3\n', 'is not a PyTorch checkpoint'),
+    ('truncated', 'truncated or damaged PyTorch checkpoint'),
+])
+def test_unreadable_files_are_named_with_the_problem(tmp_path, official_femto, content, problem):
+    path = tmp_path / 'mambaout_femto.pth'
+    if content == 'truncated':
+        whole = official_femto[0].read_bytes()
+        content = whole[:len(whole) // 2]
+    path.write_bytes(content)
+    with pytest.raises(CheckpointReadError, match=problem) as err:
+        pretrained(path).init_weights()
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.safe_globals
+def test_a_pickle_with_code_names_the_file_and_the_object(tmp_path):
+    path = tmp_path / 'model.pth'
+    torch.save({'state_dict': {'w': torch.ones(1)}, 'args': argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(pickle.UnpicklingError, match=r'model\.pth: holds the object '
+                                                     r'argparse\.Namespace.*weights_only=False'):
+        read_checkpoint(path)
+
+
+def test_url_without_network_names_the_url_and_how_to_download(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    url = 'http://127.0.0.1:9/mambaout_femto.pth'  # discard port: refused at once, offline
+    with pytest.raises(CheckpointReadError) as err:
+        pretrained(url).init_weights()
+    message = str(err.value)
+    assert url in message and 'wget' in message
+    assert str(tmp_path / 'torch' / 'hub' / 'checkpoints' / 'mambaout_femto.pth') in message
+    assert not list((tmp_path / 'torch' / 'hub' / 'checkpoints').iterdir())  # no partial file
+
+
+def test_url_reads_the_copy_in_the_hub_cache(tmp_path, monkeypatch, official_femto):
+    """A URL is downloaded once into torch's hub cache; a copy put there by hand is used."""
+    path, state_dict = official_femto
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch'))
+    cache = tmp_path / 'torch' / 'hub' / 'checkpoints'
+    cache.mkdir(parents=True)
+    (cache / 'mambaout_femto.pth').write_bytes(path.read_bytes())
+    backbone = pretrained('https://example.invalid/model/mambaout_femto.pth')
+    backbone.init_weights()
+    assert_trunk_equals(backbone, state_dict)

@@ -1,14 +1,23 @@
 """The CPU kernels of the gated CNN block against the block's reference formula."""
 import copy
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from mambaout_mm import cpu_kernels
+from mambaout_mm import cpu_kernels, cpu_support
 from mambaout_mm.backbone import MambaOutBackbone
 from mambaout_mm.mambaout import GatedCNNBlock
 
 from .conftest import randomize_
+
+#: where oneDNN runs the kernels in bfloat16 (AVX512-BF16/AMX natively, AVX-512 emulated); not on AVX2
+bf16_kernels = pytest.mark.skipif(not cpu_kernels.runs_in(torch.bfloat16),
+                                  reason='no bfloat16 kernels on this CPU '
+                                         f'({cpu_support.describe()}); the AVX2 tests run instead')
 
 
 def reference_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -79,6 +88,7 @@ def test_backbone_training_step_matches_reference():
     assert_grads_close(backbone, reference, tol=1e-4)
 
 
+@bf16_kernels
 def test_bf16_autocast_features_within_2e_2_of_fp32():
     """Issue 6: under CPU bf16 autocast the stage features stay within 2e-2 relative error."""
     torch.manual_seed(0)
@@ -94,6 +104,7 @@ def test_bf16_autocast_features_within_2e_2_of_fp32():
         assert 1e-4 < error < 2e-2, (i, error)
 
 
+@bf16_kernels
 def test_bf16_autocast_training_gradients_follow_fp32():
     torch.manual_seed(0)
     backbone = randomize_(MambaOutBackbone('femto'), seed=2).train()
@@ -111,6 +122,7 @@ def test_bf16_autocast_training_gradients_follow_fp32():
 def test_other_dtypes_take_the_reference_formula():
     assert cpu_kernels.available(torch.zeros(1))
     assert not cpu_kernels.available(torch.zeros(1, dtype=torch.float64))
+    assert not cpu_kernels.runs_in(torch.float16)
     block = GatedCNNBlock(16).double()
     x = torch.randn(1, 5, 5, 16, dtype=torch.float64)
     torch.testing.assert_close(block(x), reference_copy(block)(x))
@@ -123,3 +135,87 @@ def test_tracing_sees_the_reference_formula():
     graph = str(torch.jit.trace(block, x).inlined_graph)
     assert 'aten::linear' in graph and 'mkldnn' not in graph
     assert cpu_kernels.available(x)
+
+
+@pytest.fixture
+def fresh_probe():
+    """``runs_in`` decides anew in the test, and the real decision is restored after it."""
+    cpu_kernels.runs_in.cache_clear()
+    yield
+    cpu_kernels.runs_in.cache_clear()
+
+
+@pytest.mark.parametrize('probe_fails_with', [
+    RuntimeError('could not create a primitive descriptor for the inner product forward '
+                 'propagation primitive. Run workload with ONEDNN_VERBOSE=all'),
+    0.5,  # a wrong result
+])
+def test_a_failed_probe_turns_the_kernels_off_once(monkeypatch, fresh_probe, probe_fails_with):
+    calls, logged = [], []
+
+    def probe(dtype):
+        calls.append(dtype)
+        if isinstance(probe_fails_with, Exception):
+            raise probe_fails_with
+        return probe_fails_with
+    monkeypatch.setattr(cpu_kernels, '_probe', probe)
+    monkeypatch.setattr(cpu_kernels, 'print_log', lambda msg, **kwargs: logged.append(msg))
+    block = GatedCNNBlock(16)
+    x = torch.randn(1, 5, 5, 16)
+    for _ in range(3):
+        torch.testing.assert_close(block(x), reference_copy(block)(x))
+    assert calls == [torch.float32]  # decided once per process
+    assert len(logged) == 1 and 'MambaOut CPU kernels are off for float32' in logged[0]
+    assert ('could not create a primitive descriptor' if isinstance(probe_fails_with, Exception)
+            else 'differ from the reference formula by 5.0e-01') in logged[0]
+
+
+def test_bf16_autocast_without_kernels_runs_the_reference_formula(monkeypatch):
+    """Where oneDNN has no bfloat16 kernels, a bf16-autocast block computes its formula."""
+    monkeypatch.setattr(cpu_kernels, 'runs_in', lambda dtype: dtype == torch.float32)
+    torch.manual_seed(0)
+    block = GatedCNNBlock(16)
+    x = torch.randn(1, 4, 4, 16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out, expected = block(x), reference_copy(block)(x)
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    assert (out - block(x)).norm() / out.norm() < 2e-2  # and bf16 is close to fp32
+
+
+AVX2_LIMITS = dict(ONEDNN_MAX_CPU_ISA='AVX2', ATEN_CPU_CAPABILITY='avx2',
+                   MKL_ENABLE_INSTRUCTIONS='AVX2')
+AVX2_SCRIPT = """
+import json, torch
+from mambaout_mm import cpu_kernels, cpu_support
+from mambaout_mm.mambaout import GatedCNNBlock
+torch.manual_seed(0)
+block = GatedCNNBlock(32)
+ref = GatedCNNBlock(32)
+ref.load_state_dict(block.state_dict())
+ref.use_cpu_kernels = False
+x = torch.randn(2, 6, 7, 32, requires_grad=True)
+fp32_error = (block(x) - ref(x)).abs().max().item()
+with torch.autocast('cpu', dtype=torch.bfloat16):
+    bf16 = block(x)
+    bf16.sum().backward()
+print(json.dumps(dict(
+    isa=cpu_support.isa(), native=cpu_support.bf16_native(), fp32_error=fp32_error,
+    fp32_kernels=cpu_kernels.runs_in(torch.float32),
+    bf16_kernels=cpu_kernels.runs_in(torch.bfloat16),
+    bf16_error=((bf16.float() - ref(x)).norm() / ref(x).norm()).item(),
+    grad_finite=bool(x.grad.isfinite().all()))))
+"""
+
+
+def test_kernels_under_the_avx2_limits():
+    """On any CPU, in a process limited to AVX2 as most laptops are: fp32 kernels match the
+    formula, bfloat16 is not native, and bf16 autocast falls back to the formula without error."""
+    proc = subprocess.run([sys.executable, '-c', AVX2_SCRIPT], env={**os.environ, **AVX2_LIMITS},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result['isa'] == 'AVX2' and not result['native']
+    assert result['fp32_kernels'] and result['fp32_error'] < 1e-5
+    assert not result['bf16_kernels']
+    assert 'MambaOut CPU kernels are off for bfloat16' in proc.stdout + proc.stderr
+    assert result['bf16_error'] < 2e-2 and result['grad_finite']

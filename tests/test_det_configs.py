@@ -94,20 +94,45 @@ def test_missing_weights_and_data_fail_with_the_expected_layout(tmp_path, monkey
         check_datasets(cfg, ('train',))
 
 
-def test_amp_is_fp16_on_a_gpu_and_bfloat16_autocast_on_a_cpu(monkeypatch):
+@pytest.mark.parametrize('has_gpu,bf16_native,expected', [
+    (True, False, 'AmpOptimWrapper'),
+    (False, True, 'CPUAutocastOptimWrapper'),
+    (False, False, 'OptimWrapper'),  # emulated bf16 is slower than fp32: fp32, said in the log
+])
+def test_amp_is_fp16_on_a_gpu_and_bfloat16_only_on_a_cpu_that_has_it(monkeypatch, has_gpu,
+                                                                      bf16_native, expected):
     import torch
-    for has_gpu in (True, False):
-        monkeypatch.setattr(torch.cuda, 'is_available', lambda: has_gpu)
-        cfg = load('mambaout_tiny_1x.py')
-        chosen = setup_amp(cfg, requested=False)
-        assert ('fp16' if has_gpu else 'bfloat16') in chosen
-        if has_gpu:
-            assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
-            assert cfg.optim_wrapper.loss_scale == 'dynamic'
-        else:
-            assert cfg.optim_wrapper.type == 'CPUAutocastOptimWrapper'
-            assert cfg.optim_wrapper.modules == ['backbone', 'neck']
-            assert 'loss_scale' not in cfg.optim_wrapper
+
+    from mambaout_mm import cpu_support
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: has_gpu)
+    monkeypatch.setattr(cpu_support, 'bf16_native', lambda: bf16_native)
+    cfg = load('mambaout_tiny_1x.py')
+    chosen = setup_amp(cfg, requested=False)
+    assert cfg.optim_wrapper.type == expected
+    assert ('loss_scale' in cfg.optim_wrapper) == has_gpu
+    if has_gpu:
+        assert 'fp16' in chosen and cfg.optim_wrapper.loss_scale == 'dynamic'
+    elif bf16_native:
+        assert 'bfloat16 autocast of backbone, neck' in chosen
+        assert cfg.optim_wrapper.modules == ['backbone', 'neck']
+    else:
+        assert chosen.startswith('off, training in float32') and 'AVX512-BF16' in chosen
+        assert 'modules' not in cfg.optim_wrapper
     shapes = load('mambaout_femto_shapes.py')
     assert setup_amp(shapes, requested=False) is None  # fp32 unless asked
     assert shapes.optim_wrapper.type == 'OptimWrapper'
+
+
+def test_bf16_named_in_the_config_is_kept_on_any_cpu(monkeypatch):
+    """Forcing it (--cfg-options optim_wrapper.type=CPUAutocastOptimWrapper) is honoured, and the
+    log says that bf16 is emulated."""
+    import torch
+
+    from mambaout_mm import cpu_support
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    monkeypatch.setattr(cpu_support, 'bf16_native', lambda: False)
+    cfg = load('mambaout_tiny_1x.py')
+    cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
+    chosen = setup_amp(cfg, requested=True)
+    assert cfg.optim_wrapper.type == 'CPUAutocastOptimWrapper'
+    assert 'emulated' in chosen and 'loss_scale' not in cfg.optim_wrapper

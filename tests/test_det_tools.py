@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mambaout_mm import cpu_support
 from mambaout_mm.datasets import make_coco_shapes
 
 from .tools_helpers import (IN_PROCESS_LOADERS, checkpoint_meta, config,
@@ -84,22 +85,40 @@ def test_two_process_cpu_training_with_the_pytorch_launcher(workspace):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU path')
-def test_amp_on_a_cpu_trains_in_bfloat16(workspace):
+def test_amp_on_a_cpu_trains_in_bfloat16_where_it_is_native(workspace):
+    """bf16 autocast on AVX512-BF16/AMX; elsewhere fp32, and the log says why."""
     proc = train(workspace, 'work_dirs/amp', 1, '--amp')
     log = proc.stdout + proc.stderr
-    assert 'bfloat16 autocast of backbone, neck (CPUAutocastOptimWrapper)' in log
+    if cpu_support.bf16_native():
+        assert 'bfloat16 autocast of backbone, neck (CPUAutocastOptimWrapper)' in log
+    else:
+        assert 'Mixed precision: off, training in float32: no GPU, and ' in log
+        assert log.count('Mixed precision:') == 1 and "type='CPUAutocastOptimWrapper'" not in log
     assert checkpoint_meta(workspace / 'work_dirs/amp/epoch_1.pth')['iter'] == 2
 
 
 def test_missing_dataset_fails_with_the_layout(tmp_path):
-    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), check=False,
-                    cwd=tmp_path)
+    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), '--device', 'cpu',
+                    check=False, cwd=tmp_path)
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
     assert 'Pretrained weights not found: checkpoints/mambaout_tiny.pth' in proc.stderr
-    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), '--cfg-options',
-                    'model.backbone.init_cfg=None', check=False, cwd=tmp_path)
+    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), '--device', 'cpu',
+                    '--cfg-options', 'model.backbone.init_cfg=None', check=False, cwd=tmp_path)
     assert 'data/coco/annotations/instances_train2017.json' in proc.stderr
     assert 'Expected layout: COCO 2017' in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='tests a machine without a GPU')
+@pytest.mark.parametrize('args', [[config('mask_rcnn/mambaout_tiny_1x.py')],
+                                  [CONFIG, '--device', 'cuda'],
+                                  [config('mask_rcnn/mambaout_tiny_1x.py'), '--launcher',
+                                   'pytorch']])
+def test_a_gpu_run_without_a_gpu_stops_and_says_why(tmp_path, args):
+    proc = run_tool(tool('train.py'), *args, check=False, cwd=tmp_path)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    assert 'This run asks for GPUs' in proc.stderr and 'add --device cpu' in proc.stderr
+    assert (f'built for CUDA {torch.version.cuda} and sees no GPU' if torch.version.cuda
+            else 'is a CPU-only build') in proc.stderr
 
 
 def test_report_reads_the_test_run(workspace, trained):
@@ -111,3 +130,41 @@ def test_report_reads_the_test_run(workspace, trained):
     ours = next(line for line in proc.stdout.splitlines() if str(work_dir) in line)
     assert f"{100 * metrics['coco/bbox_mAP']:.1f}" in ours.split(',')
     assert 'MambaOut-Tiny' in proc.stdout  # the paper's rows follow ours
+
+
+def test_resume_and_load_from_need_no_imagenet_weights(workspace, trained):
+    """A run that continues from its own checkpoint on a machine without the Pretrained file."""
+    config_file = workspace / 'pretrained_elsewhere.py'
+    config_file.write_text(f"_base_ = {CONFIG!r}\nmodel = dict(backbone=dict(init_cfg=dict("
+                           f"type='Pretrained', checkpoint='checkpoints/not_here.pth')))\n")
+    work_dir = workspace / 'work_dirs' / 'moved'
+    work_dir.mkdir(parents=True)
+    (work_dir / 'epoch_3.pth').write_bytes((trained / 'epoch_3.pth').read_bytes())
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_3.pth'))
+
+    def run(*extra):
+        return run_tool(tool('train.py'), str(config_file), '--work-dir', str(work_dir), *extra,
+                        '--cfg-options', 'train_cfg.max_epochs=4', *FAST, cwd=workspace,
+                        check=False)
+    fresh = run()  # not resuming: the ImageNet weights are needed, and the error says so
+    assert fresh.returncode != 0
+    assert 'Pretrained weights not found: checkpoints/not_here.pth' in fresh.stderr
+    resumed = run('--resume')
+    log = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, log[-3000:]
+    assert 'not loading the missing pretrained weights checkpoints/not_here.pth' in log
+    assert checkpoint_meta(work_dir / 'epoch_4.pth')['iter'] == 8
+    run_tool(tool('train.py'), str(config_file), '--work-dir', str(work_dir / 'ft'),
+             '--cfg-options', f'load_from={trained / "epoch_3.pth"}', 'train_cfg.max_epochs=1',
+             *FAST, cwd=workspace)
+    assert checkpoint_meta(work_dir / 'ft' / 'epoch_1.pth')['iter'] == 2
+
+
+def test_a_damaged_checkpoint_is_named_before_the_run(workspace, tmp_path):
+    damaged = tmp_path / 'epoch_9.pth'
+    damaged.write_bytes(b'<html>503 Service Unavailable</html>')
+    for tool_args in ([tool('test.py'), CONFIG, str(damaged)],
+                      [tool('train.py'), CONFIG, '--resume', str(damaged)]):
+        proc = run_tool(*tool_args, '--cfg-options', *FAST, check=False, cwd=workspace)
+        assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+        assert f'{damaged} is a text/HTML page' in proc.stderr

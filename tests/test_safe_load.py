@@ -10,6 +10,7 @@ from mmengine.logging import HistoryBuffer
 import mambaout_mm  # noqa: F401  (applies the allowlist)
 
 
+@pytest.mark.safe_globals
 def test_runner_style_checkpoint_loads_with_weights_only(tmp_path):
     buffer = HistoryBuffer()
     buffer.update(0.5)
@@ -39,6 +40,7 @@ def test_a_checkpoint_that_runs_code_is_still_refused(tmp_path):
         torch.load(path, weights_only=True)
 
 
+@pytest.mark.safe_globals
 def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
     """A checkpoint that reaches for another attribute through getattr is refused."""
     class Sneaky:

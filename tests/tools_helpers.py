@@ -28,9 +28,9 @@ def run_tool(*args: str, check: bool = True, timeout: float = 600,
 
 
 def checkpoint_meta(path: Path) -> dict:
-    """The ``meta`` of a checkpoint saved by mmengine's Runner (loaded safely)."""
-    import torch
-    return torch.load(path, map_location='cpu', weights_only=True)['meta']
+    """The ``meta`` of a checkpoint saved by mmengine's Runner (loaded safely where torch can)."""
+    from mambaout_mm import safe_load
+    return safe_load.load(path)['meta']
 
 
 def tool(name: str) -> str:

@@ -9,18 +9,18 @@
 Same input for all, interleaved runs, median and spread, ratios to the first subject; peak memory
 per subject in a fresh process. Subjects are backbones or configs (whole detectors/segmentors on
 synthetic annotated images). Default input: 2x3x512x512 (segmentation crops) for backbones and
-segmentors, 1x3x800x1280 when a detector is among the subjects; fp32 and bf16.
+segmentors, 1x3x800x1280 when a detector is among the subjects; fp32, and bf16 where the GPU or
+the CPU computes it natively (bf16 asked for on another CPU runs emulated, and the header says so).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import platform
-
 import torch
 
-from mambaout_mm.benchmark import (SUBJECTS, build_subjects, default_shape, feature_agreement,
-                                   is_config, markdown, run_benchmark, to_rows)
+from mambaout_mm import cpu_support
+from mambaout_mm.benchmark import (SUBJECTS, build_subjects, default_dtypes, default_shape,
+                                   feature_agreement, is_config, markdown, run_benchmark, to_rows)
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,7 +35,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--modes', nargs='+', choices=['infer', 'train'],
                         default=['infer', 'train'])
     parser.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16', 'fp16'],
-                        default=['fp32', 'bf16'], help='fp16 runs on a GPU only')
+                        help='default: fp32, and bf16 where it is native; fp16 runs on a GPU '
+                             'only')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
@@ -47,15 +48,13 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def machine() -> str:
-    if torch.cuda.is_available():
+def machine(device: str) -> str:
+    if device == 'cuda':
         return torch.cuda.get_device_name()
-    model = next((line.split(':', 1)[1].strip() for line in open('/proc/cpuinfo')
-                  if line.startswith('model name')), platform.processor())
-    return f'{model}, {torch.get_num_threads()} threads'
+    return f'{cpu_support.describe()}, {torch.get_num_threads()} threads'
 
 
-def plot(rows: list[dict], shape: list[int], path: str) -> None:
+def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
     """Inference throughput (fp32) against MACs of each subject at this input."""
     import matplotlib
     matplotlib.use('Agg')
@@ -81,7 +80,7 @@ def plot(rows: list[dict], shape: list[int], path: str) -> None:
                     xytext=(4, 4), fontsize=8)
     ax.set_xlabel(f'MACs (G) at {shape[2]}x{shape[3]}, batch {shape[0]}')
     ax.set_ylabel('images / s (fp32 inference)')
-    ax.set_title(machine(), fontsize=8)
+    ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -90,6 +89,7 @@ def plot(rows: list[dict], shape: list[int], path: str) -> None:
 def main() -> None:
     args = parse_args()
     args.shape = args.shape or default_shape(args.subjects)
+    args.dtypes = args.dtypes or default_dtypes(args.device)
     if {'mambaout_t', 'timm_mambaout_t'} <= set(args.subjects):
         models = build_subjects(['mambaout_t', 'timm_mambaout_t'])
         diff = feature_agreement(models['mambaout_t'], models['timm_mambaout_t'],
@@ -99,18 +99,20 @@ def main() -> None:
                             args.warmup, args.repeats, args.compile, not args.no_memory)
     rows = to_rows(results, args.shape[0])
     table = markdown(rows, args.subjects[0])
-    header = (f'{machine()}; input {"x".join(map(str, args.shape))}; {args.repeats} interleaved '
+    header = (f'{machine(args.device)}; input {"x".join(map(str, args.shape))}; {args.repeats} interleaved '
               f'runs after {args.warmup} warm-up; torch {torch.__version__}'
               f'{"; torch.compile" if args.compile else ""}')
+    if args.device == 'cpu' and 'bf16' in args.dtypes and not cpu_support.bf16_native():
+        header += f'; bf16 emulated ({cpu_support.why_no_native_bf16()})'
     print(header + '\n\n' + table)
     if args.markdown:
         with open(args.markdown, 'w') as f:
             f.write(header + '\n\n' + table + '\n')
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump(dict(machine=machine(), shape=args.shape, rows=rows), f, indent=2)
+            json.dump(dict(machine=machine(args.device), shape=args.shape, rows=rows), f, indent=2)
     if args.plot:
-        plot(rows, args.shape, args.plot)
+        plot(rows, args.shape, args.plot, machine(args.device))
 
 
 if __name__ == '__main__':

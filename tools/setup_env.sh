@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# Create (or update) the project's virtual environment with the pinned OpenMMLab stack.
+# Create (or update) the project's environment with the pinned OpenMMLab stack.
 #
-# Idempotent: a second run only checks what is already there. The mmcv wheel (ops built from
-# the PyPI source, ~10 min on 2 cores) is cached outside the repo, keyed by the torch version,
-# so fresh clones on the same machine reuse it.
+# Idempotent: a second run only checks what is already there. mmcv 2.1.0 has no wheel for new
+# torch; it is built from the PyPI source (CPU ops: ~10 min on 2 cores; CUDA ops: ~1 h on 2 cores,
+# minutes on 16) and cached outside the repo under a key of the torch version, the CUDA version and
+# the GPU architectures (tools/mmcv_build.py), so fresh clones on the machine reuse it and a CPU-only
+# wheel is never reused where CUDA ops are needed, nor the other way round.
 #
-# Usage: bash tools/setup_env.sh            (creates ./.venv)
-# Env:   VENV (default .venv), PYTHON (default python3.11 or python3),
-#        MAMBAOUT_MM_CACHE (default ~/.cache/mambaout-mm)
+# Usage: bash tools/setup_env.sh                    (creates ./.venv)
+# Env:   VENV             environment to create or reuse (default .venv; an existing conda env or
+#                         venv works: VENV=$CONDA_PREFIX)
+#        PYTHON           interpreter for a new venv (default python3.11 or python3)
+#        TORCH            torch version to install (default 2.14.1), or "installed" to keep the torch
+#                         the environment already has
+#        TORCHVISION      its torchvision (default: the one paired with TORCH, 0.(minor+15).*)
+#        TORCH_INDEX_URL  package index for torch/torchvision, e.g. https://download.pytorch.org/whl/cu121
+#        NUMPY            numpy requirement (default: "numpy<2" for torch < 2.3, else any)
+#        FORCE_CUDA       1: build mmcv's CUDA ops, 0: CPU ops only, unset: CUDA ops iff a GPU is seen
+#        TORCH_CUDA_ARCH_LIST  GPU architectures for the CUDA ops (default: the visible GPUs')
+#        MAX_JOBS         parallel compile jobs (default: the number of cores)
+#        MAMBAOUT_MM_CACHE     wheel cache (default ~/.cache/mambaout-mm)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,8 +27,7 @@ VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 CACHE="${MAMBAOUT_MM_CACHE:-$HOME/.cache/mambaout-mm}"
 
-TORCH_VERSION=2.14.1
-TORCHVISION_VERSION=0.29.1
+TORCH="${TORCH:-2.14.1}"
 MMENGINE_VERSION=0.10.7
 MMCV_VERSION=2.1.0
 MMDET_VERSION=3.3.0
@@ -31,50 +42,89 @@ step "create virtual environment $VENV"
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check -q)
 
-step "install torch $TORCH_VERSION, torchvision $TORCHVISION_VERSION"
-"${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION"
+if [ "$TORCH" = installed ]; then
+  step "use the torch already installed in $VENV"
+  "$PY" -c "import torch, torchvision" || {
+    echo "setup_env: TORCH=installed, but $PY cannot import torch and torchvision." >&2; exit 1; }
+else
+  MINOR="$(echo "$TORCH" | cut -d. -f2)"
+  TORCHVISION="${TORCHVISION:-0.$((MINOR + 15)).*}"
+  INDEX=()
+  [ -n "${TORCH_INDEX_URL:-}" ] && INDEX=(--index-url "$TORCH_INDEX_URL")
+  step "install torch $TORCH, torchvision $TORCHVISION ${TORCH_INDEX_URL:+from $TORCH_INDEX_URL}"
+  "${PIP[@]}" "${INDEX[@]}" "torch==$TORCH" "torchvision==$TORCHVISION"
+fi
+TORCH_FOUND="$("$PY" -c 'import torch; print(torch.__version__)')"
+if [ -z "${NUMPY:-}" ]; then
+  NUMPY="$("$PY" -c 'import torch; v = tuple(map(int, torch.__version__.split(".")[:2])); print("numpy<2" if v < (2, 3) else "numpy")')"
+fi
 
-step "install build tools (setuptools<82 for mmcv's pkg_resources)"
-"${PIP[@]}" "setuptools>=77.0.3,<82" wheel ninja psutil
+step "install build tools (setuptools<82 for mmcv's pkg_resources) and $NUMPY"
+"${PIP[@]}" "setuptools>=77.0.3,<82" wheel ninja psutil "$NUMPY"
 
 step "install mmengine $MMENGINE_VERSION"
 "${PIP[@]}" "mmengine==$MMENGINE_VERSION"
 
-WHEELS="$CACHE/wheels/torch-$TORCH_VERSION"
-if ! "$PY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null; then
+step "plan the mmcv $MMCV_VERSION build for torch $TORCH_FOUND"
+PLAN="$("$PY" "$ROOT/tools/mmcv_build.py" plan)"
+eval "$PLAN"   # MMCV_FORCE_CUDA, MMCV_ARCHS, MMCV_KEY
+WHEELS="$CACHE/wheels/mmcv-$MMCV_VERSION-$MMCV_KEY"
+if ! "$PY" -c "import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null \
+    || ! "$PY" "$ROOT/tools/mmcv_build.py" check >/dev/null 2>&1; then
   if ! ls "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
-    step "build mmcv $MMCV_VERSION with ops (once, ~10 min on 2 cores; cached in $WHEELS)"
+    JOBS="${MAX_JOBS:-$(nproc)}"
+    if [ "$MMCV_FORCE_CUDA" = 1 ]; then
+      step "build mmcv $MMCV_VERSION with CUDA ops for $MMCV_ARCHS ($JOBS jobs; ~1 h on 2 cores; cached in $WHEELS)"
+    else
+      step "build mmcv $MMCV_VERSION with CPU ops ($JOBS jobs; ~10 min on 2 cores; cached in $WHEELS)"
+    fi
     BUILD="$(mktemp -d)"
     "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
       "mmcv==$MMCV_VERSION" -d "$BUILD"
     tar -xzf "$BUILD"/mmcv-"$MMCV_VERSION".tar.gz -C "$BUILD"
-    # torch >= 2.6 headers need C++20; mmcv 2.1.0 asks for C++14/17.
+    # torch >= 2.6 headers need C++20 (older ones build with it too); mmcv 2.1.0 asks for C++14/17.
     sed -i -E "s/-std=c\+\+1[47]/-std=c++20/g" "$BUILD/mmcv-$MMCV_VERSION/setup.py"
     grep -q -- "-std=c++20" "$BUILD/mmcv-$MMCV_VERSION/setup.py"
     mkdir -p "$WHEELS"
-    (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS="${MAX_JOBS:-2}" \
-      "$PY" -m pip wheel --disable-pip-version-check -q --no-deps --no-build-isolation . -w "$BUILD/dist")
+    # The compiler's progress ([n/N] and the source file) is shown; the whole log is kept.
+    LOG="$BUILD/build.log"
+    (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA="$MMCV_FORCE_CUDA" \
+      TORCH_CUDA_ARCH_LIST="$MMCV_ARCHS" MAX_JOBS="$JOBS" \
+      "$PY" -m pip wheel --disable-pip-version-check -v --no-deps --no-build-isolation . \
+      -w "$BUILD/dist") >"$LOG" 2>&1 &
+    BUILD_PID=$!
+    tail -n +1 -f --pid="$BUILD_PID" "$LOG" | grep --line-buffered -E '^\[[0-9]+/[0-9]+\]' \
+      | sed -u -E 's|^(\[[0-9]+/[0-9]+\]).* -c ([^ ]+).*|   \1 \2|; s|/[^ ]*/mmcv/ops/csrc/|   |' || true
+    if ! wait "$BUILD_PID"; then
+      tail -40 "$LOG" >&2
+      echo "setup_env: the mmcv build failed; its whole log: $LOG" >&2
+      false
+    fi
     mv "$BUILD"/dist/mmcv-"$MMCV_VERSION"-*.whl "$WHEELS/"
     rm -rf "$BUILD"
   fi
   step "install mmcv $MMCV_VERSION from $WHEELS"
-  "${PIP[@]}" --no-deps "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl
+  "${PIP[@]}" --force-reinstall --no-deps "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl
   "${PIP[@]}" addict packaging Pillow pyyaml yapf opencv-python
 fi
 
+step "check mmcv's ops on this machine's device"
+"$PY" "$ROOT/tools/mmcv_build.py" check
+
 step "install mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, timm and test tools"
 "${PIP[@]}" "mmdet==$MMDET_VERSION" "mmsegmentation==$MMSEG_VERSION" ftfy regex \
-  timm safetensors pycocotools matplotlib pytest
+  timm safetensors pycocotools matplotlib pytest "$NUMPY"
 
 step "install mambaout-mm (editable)"
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
 
 step "check the stack imports"
 "$PY" - <<'PY'
-import mmcv, mmcv.ops, mmdet, mmengine, mmseg, timm, torch
+import mmcv, mmcv.ops, mmdet, mmengine, mmseg, numpy, timm, torch
 import mambaout_mm
-print(f"torch {torch.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__} (ops), "
+print(f"torch {torch.__version__} (CUDA {torch.version.cuda}, GPU seen: {torch.cuda.is_available()}), "
+      f"numpy {numpy.__version__}, mmengine {mmengine.__version__}, mmcv {mmcv.__version__} (ops), "
       f"mmdet {mmdet.__version__}, mmseg {mmseg.__version__}, timm {timm.__version__}")
 PY
 STEP="done"
-echo "==> environment ready: $VENV"
+echo "==> environment ready: $VENV (activate: source $VENV/bin/activate)"

@@ -13,15 +13,16 @@ import os.path as osp
 from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_datasets, enable_output,
-                                 enable_tta, enable_visualization, load_config, local_rank_env,
+from mambaout_mm.runtime import (RunSetupError, build_runner, check_datasets, check_device,
+                                 enable_output, enable_tta, enable_visualization, load_config,
+                                 local_checkpoint, local_rank_env, select_device,
                                  setup_launcher)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file or URL')
     parser.add_argument('--work-dir', help='the dir to save logs and metrics')
     parser.add_argument('--out', help='detection: dump predictions to this .pkl; '
                                       'segmentation: save predicted label maps into this dir')
@@ -32,6 +33,9 @@ def parse_args() -> argparse.Namespace:
                         help='override config settings')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--device', choices=['cuda', 'cpu'],
+                        help='default: the GPUs if torch sees any, else the CPU (a GPU config, '
+                             'e.g. the Table 2/3 ones, then needs --device cpu)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=None)
     return parser.parse_args()
 
@@ -39,11 +43,11 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     local_rank_env(args.local_rank)
+    select_device(args.device)
     try:
         cfg = load_config(args.config, args.cfg_options, args.work_dir)
-        if not osp.isfile(args.checkpoint):
-            raise RunSetupError(f'checkpoint not found: {args.checkpoint}')
-        cfg.load_from = args.checkpoint
+        check_device(cfg, args.device, args.launcher)
+        cfg.load_from = local_checkpoint(args.checkpoint)
         if args.show_dir:
             enable_visualization(cfg, args.show_dir)
         if args.out:

@@ -6,12 +6,13 @@
 import argparse
 
 from mmengine.config import DictAction
-
 from mmengine.logging import print_log
+from mmengine.runner import find_latest_checkpoint
 
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_datasets,
-                                 check_pretrained_weights, load_config, local_rank_env,
-                                 setup_amp, setup_launcher)
+from mambaout_mm.runtime import (RunSetupError, build_runner, check_datasets, check_device,
+                                 check_pretrained_weights, drop_missing_pretrained,
+                                 load_config, local_checkpoint, local_rank_env,
+                                 setup_amp, select_device, setup_launcher)
 
 
 def parse_args() -> argparse.Namespace:
@@ -29,6 +30,9 @@ def parse_args() -> argparse.Namespace:
                         help='override config settings, e.g. train_cfg.max_epochs=24')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher')
+    parser.add_argument('--device', choices=['cuda', 'cpu'],
+                        help='default: the GPUs if torch sees any, else the CPU (a GPU config, '
+                             'e.g. the Table 2/3 ones, then needs --device cpu)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=None)
     return parser.parse_args()
 
@@ -36,8 +40,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     local_rank_env(args.local_rank)
+    select_device(args.device)
     try:
         cfg = load_config(args.config, args.cfg_options, args.work_dir)
+        check_device(cfg, args.device, args.launcher)
         amp = setup_amp(cfg, args.amp)
         if args.auto_scale_lr:
             if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
@@ -48,13 +54,22 @@ def main() -> None:
             cfg.resume, cfg.load_from = True, None
         elif args.resume is not None:
             cfg.resume, cfg.load_from = True, args.resume
-        if not cfg.get('resume') and not cfg.get('load_from'):
+        if cfg.get('load_from'):
+            cfg.load_from = local_checkpoint(cfg.load_from)
+        starts_from = cfg.get('load_from') or (
+            cfg.get('resume') and find_latest_checkpoint(cfg.work_dir))
+        # a run's own checkpoint replaces the ImageNet weights: their files are not needed
+        skipped = drop_missing_pretrained(cfg.model) if starts_from else []
+        if not starts_from:
             check_pretrained_weights(cfg)
         check_datasets(cfg, ('train', 'val'))
         setup_launcher(cfg, args.launcher)
     except RunSetupError as err:
         raise SystemExit(f'error: {err}') from None
     runner = build_runner(cfg)
+    if skipped:
+        print_log(f'Starting from {starts_from}: not loading the missing pretrained weights '
+                  f'{", ".join(skipped)}.', logger='current')
     if amp:
         print_log(f'Mixed precision: {amp}', logger='current')
     runner.train()

@@ -1,0 +1,87 @@
+"""What this machine's CPU computes natively, decided once per process.
+
+Two facts steer the project's CPU paths: the vector ISA that ATen and oneDNN use (AVX-512 or AVX2;
+both honour the limits ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA``, which emulate a smaller
+CPU on a bigger one), and whether bfloat16 is native (AVX512-BF16 or AMX). Without native bfloat16,
+oneDNN either refuses bfloat16 primitives (AVX2) or emulates them, and CPU autocast runs many times
+slower than float32; so ``--amp`` trains in float32 there (:func:`mambaout_mm.runtime.setup_amp`).
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+
+import torch
+
+#: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA``) that leave bfloat16 instructions available.
+_ONEDNN_BF16_MARKERS = ('BF16', 'AMX', 'FP16', 'AVX10', 'ALL', 'DEFAULT')
+
+
+def _cpuinfo_flags() -> set[str]:
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next((set(line.split(':', 1)[1].split()) for line in f
+                         if line.startswith('flags')), set())
+    except OSError:
+        return set()
+
+
+@functools.cache
+def hardware_bf16() -> bool:
+    """Whether the processor has bfloat16 instructions (AVX512-BF16 or AMX-BF16)."""
+    check = getattr(torch.cpu, '_is_avx512_bf16_supported', None)  # torch >= 2.3
+    if check is not None and check():
+        return True
+    return bool({'avx512_bf16', 'amx_bf16'} & _cpuinfo_flags())
+
+
+def isa() -> str:
+    """The vector ISA ATen dispatches to here (``'AVX512'``, ``'AVX2'``, ``'DEFAULT'``...)."""
+    return torch.backends.cpu.get_cpu_capability()
+
+
+def bf16_limited_away() -> str | None:
+    """The environment variable that keeps bfloat16 instructions from oneDNN/ATen, if any."""
+    onednn = os.environ.get('ONEDNN_MAX_CPU_ISA', os.environ.get('DNNL_MAX_CPU_ISA', ''))
+    if onednn and not any(m in onednn.upper() for m in _ONEDNN_BF16_MARKERS):
+        return f'ONEDNN_MAX_CPU_ISA={onednn}'
+    if not isa().startswith('AVX512'):
+        aten = os.environ.get('ATEN_CPU_CAPABILITY')
+        return f'ATEN_CPU_CAPABILITY={aten}' if aten else None
+    return None
+
+
+@functools.cache
+def bf16_native() -> bool:
+    """Whether bfloat16 runs natively: the instructions exist and no ISA limit hides them."""
+    return (hardware_bf16() and bf16_limited_away() is None and isa().startswith('AVX512')
+            and torch.backends.mkldnn.is_available())
+
+
+def why_no_native_bf16() -> str:
+    """The reason :func:`bf16_native` is False, for messages."""
+    if not hardware_bf16():
+        return f'this CPU ({isa()}) has no AVX512-BF16 or AMX instructions'
+    limit = bf16_limited_away()
+    if limit:
+        return f'{limit} hides this CPU\'s bfloat16 instructions'
+    return 'PyTorch was built without oneDNN' if not torch.backends.mkldnn.is_available() else \
+        f'ATen runs {isa()} kernels here'
+
+
+def processor_name() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            return next((line.split(':', 1)[1].strip() for line in f
+                         if line.startswith('model name')), platform.processor())
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
+def describe() -> str:
+    """One line for logs and benchmark tables, e.g. ``AMD EPYC, AVX2, no native bf16``."""
+    bf16 = 'native bf16' if bf16_native() else 'no native bf16'
+    limit = bf16_limited_away() or ''
+    limited = f' (limited by {limit})' if limit and hardware_bf16() else ''
+    return f'{processor_name()}, {isa()}, {bf16}{limited}'
