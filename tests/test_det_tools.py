@@ -136,7 +136,8 @@ def test_resume_and_load_from_need_no_imagenet_weights(workspace, trained):
     """A run that continues from its own checkpoint on a machine without the Pretrained file."""
     config_file = workspace / 'pretrained_elsewhere.py'
     config_file.write_text(f"_base_ = {CONFIG!r}\nmodel = dict(backbone=dict(init_cfg=dict("
-                           f"type='Pretrained', checkpoint='checkpoints/not_here.pth')))\n")
+                           f"_delete_=True, type='Pretrained', "
+                           f"checkpoint='checkpoints/not_here.pth')))\n")
     work_dir = workspace / 'work_dirs' / 'moved'
     work_dir.mkdir(parents=True)
     (work_dir / 'epoch_3.pth').write_bytes((trained / 'epoch_3.pth').read_bytes())

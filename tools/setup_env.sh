@@ -23,7 +23,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${VENV:-$ROOT/.venv}"
+VENV="$(realpath -m "${VENV:-$ROOT/.venv}")"
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 CACHE="${MAMBAOUT_MM_CACHE:-$HOME/.cache/mambaout-mm}"
 
@@ -59,6 +59,11 @@ if [ -z "${NUMPY:-}" ]; then
   NUMPY="$("$PY" -c 'import torch; v = tuple(map(int, torch.__version__.split(".")[:2])); print("numpy<2" if v < (2, 3) else "numpy")')"
 fi
 
+# Every later install keeps to it (opencv-python, pulled in by mmengine, would otherwise upgrade it).
+export PIP_CONSTRAINT="$VENV/numpy-constraint.txt"
+echo "$NUMPY" > "$PIP_CONSTRAINT"
+case "$NUMPY" in *"<2"*) echo "opencv-python<4.11" >> "$PIP_CONSTRAINT" ;; esac  # 4.11+ need numpy 2
+
 step "install build tools (setuptools<82 for mmcv's pkg_resources) and $NUMPY"
 "${PIP[@]}" "setuptools>=77.0.3,<82" wheel ninja psutil "$NUMPY"
 
@@ -93,8 +98,8 @@ if ! "$PY" -c "import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/n
       "$PY" -m pip wheel --disable-pip-version-check -v --no-deps --no-build-isolation . \
       -w "$BUILD/dist") >"$LOG" 2>&1 &
     BUILD_PID=$!
-    tail -n +1 -f --pid="$BUILD_PID" "$LOG" | grep --line-buffered -E '^\[[0-9]+/[0-9]+\]' \
-      | sed -u -E 's|^(\[[0-9]+/[0-9]+\]).* -c ([^ ]+).*|   \1 \2|; s|/[^ ]*/mmcv/ops/csrc/|   |' || true
+    tail -n +1 -f --pid="$BUILD_PID" "$LOG" | grep --line-buffered -E '^\s*\[[0-9]+/[0-9]+\]' \
+      | sed -u -E 's|^\s*(\[[0-9]+/[0-9]+\]).* -c ([^ ]+).*|   \1 \2|; s| /[^ ]*/mmcv/ops/csrc/| |' || true
     if ! wait "$BUILD_PID"; then
       tail -40 "$LOG" >&2
       echo "setup_env: the mmcv build failed; its whole log: $LOG" >&2
