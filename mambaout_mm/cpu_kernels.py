@@ -88,9 +88,9 @@ def runs_in(dtype: torch.dtype) -> bool:
             if error < (1e-4 if dtype == torch.float32 else 5e-2):
                 return True
             reason = f'their results differ from the reference formula by {error:.1e}'
-    print_log(f'MambaOut CPU kernels are off for {str(dtype)[6:]} on this CPU '
-              f'({cpu_support.describe()}): {reason}; the gated CNN blocks use their reference '
-              f'formula.', logger='current')
+    print_log(f'MambaOut CPU kernels are off for {str(dtype)[6:]} with torch {torch.__version__} '
+              f'on this CPU ({cpu_support.describe()}): {reason}; the gated CNN blocks use their '
+              f'reference formula.', logger='current')
     return False
 
 

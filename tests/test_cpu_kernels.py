@@ -14,6 +14,12 @@ from mambaout_mm.mambaout import GatedCNNBlock
 
 from .conftest import randomize_
 
+#: where the kernels run at all: torch 2.1's oneDNN linear-pointwise op gives other results (the
+#: probe measures 0.16 relative error), and the blocks run their reference formula there
+fp32_kernels = pytest.mark.skipif(
+    not cpu_kernels.runs_in(torch.float32),
+    reason=f'the CPU kernels are off with torch {torch.__version__} (the probe rejected them); '
+           'the block runs its reference formula')
 #: where oneDNN runs the kernels in bfloat16 (AVX512-BF16/AMX natively, AVX-512 emulated); not on AVX2
 bf16_kernels = pytest.mark.skipif(not cpu_kernels.runs_in(torch.bfloat16),
                                   reason='no bfloat16 kernels on this CPU '
@@ -42,6 +48,7 @@ def assert_grads_close(model, reference, tol):
     ('silu', 1.25, 0.5),    # timm rw: layer scale, so the shortcut is added outside
     ('gelu', 8 / 3, None),  # every channel through the conv: no identity part
 ])
+@fp32_kernels
 def test_block_matches_reference_forward_and_backward(act, conv_ratio, ls_init_value):
     torch.manual_seed(0)
     block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
@@ -78,6 +85,7 @@ def test_depthwise_conv_backward_matches_autograd(kernel_size):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
 
 
+@fp32_kernels
 def test_backbone_training_step_matches_reference():
     torch.manual_seed(0)
     backbone = randomize_(MambaOutBackbone('femto', out_indices=(0, 1, 2, 3)), seed=2).train()
@@ -120,7 +128,6 @@ def test_bf16_autocast_training_gradients_follow_fp32():
 
 
 def test_other_dtypes_take_the_reference_formula():
-    assert cpu_kernels.available(torch.zeros(1))
     assert not cpu_kernels.available(torch.zeros(1, dtype=torch.float64))
     assert not cpu_kernels.runs_in(torch.float16)
     block = GatedCNNBlock(16).double()
@@ -128,6 +135,7 @@ def test_other_dtypes_take_the_reference_formula():
     torch.testing.assert_close(block(x), reference_copy(block)(x))
 
 
+@fp32_kernels
 def test_tracing_sees_the_reference_formula():
     """FLOP counters trace the model: they must see fc1, fc2 and the conv, not oneDNN kernels."""
     block = GatedCNNBlock(16).eval()
@@ -215,7 +223,8 @@ def test_kernels_under_the_avx2_limits():
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result['isa'] == 'AVX2' and not result['native']
-    assert result['fp32_kernels'] and result['fp32_error'] < 1e-5
+    assert result['fp32_kernels'] == cpu_kernels.runs_in(torch.float32)  # AVX2 runs them too
+    assert result['fp32_error'] < 1e-5
     assert not result['bf16_kernels']
     assert 'MambaOut CPU kernels are off for bfloat16' in proc.stdout + proc.stderr
     assert result['bf16_error'] < 2e-2 and result['grad_finite']
