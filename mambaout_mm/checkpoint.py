@@ -51,24 +51,36 @@ def read_checkpoint(source: str | Path, map_location: str | None = 'cpu') -> Any
     """Load a checkpoint without running pickled code: a local ``.pth``/``.pt``/``.safetensors``
     file, an ``http(s)://`` URL (downloaded once into torch's hub cache, as mmengine does), or
     anything else mmengine's ``CheckpointLoader`` reads (its other schemes)."""
-    source = str(source)
-    if source.startswith(('http://', 'https://')):
-        source = download_checkpoint(source)
-    elif '://' in source and not source.startswith('file://'):
+    source = local_checkpoint(source)
+    if '://' in source:
         from mmengine.runner import CheckpointLoader
         return CheckpointLoader.load_checkpoint(source, map_location=map_location)
-    path = Path(source.removeprefix('file://'))
+    path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(
             f'MambaOut checkpoint not found: {path}. Download the official ImageNet weights, e.g. '
             f'`wget -P {path.parent} {OFFICIAL_RELEASE}/{path.name}` (files mambaout_'
             f'{{femto,kobe,tiny,small,base}}.pth), or point the config at your file '
             f"(init_cfg=dict(type='Pretrained', checkpoint=...)).")
-    check_checkpoint_file(path)
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
         return load_file(str(path), device=map_location or 'cpu')
     return safe_load.load(path, map_location)
+
+
+def local_checkpoint(source: str | Path) -> str:
+    """Where ``source`` is read from: a local path (``file://`` stripped; an existing file is
+    checked with :func:`check_checkpoint_file`), the downloaded copy of an ``http(s)://`` URL, or
+    another mmengine scheme as it is. A missing local file is returned for the caller to report."""
+    source = str(source)
+    if source.startswith(('http://', 'https://')):
+        source = download_checkpoint(source)
+    elif '://' in source and not source.startswith('file://'):
+        return source
+    source = source.removeprefix('file://')
+    if Path(source).is_file():
+        check_checkpoint_file(source)
+    return source
 
 
 def download_checkpoint(url: str) -> str:

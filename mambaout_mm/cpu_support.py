@@ -18,13 +18,14 @@ import torch
 _ONEDNN_BF16_MARKERS = ('BF16', 'AMX', 'FP16', 'AVX10', 'ALL', 'DEFAULT')
 
 
-def _cpuinfo_flags() -> set[str]:
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` of /proc/cpuinfo (``'flags'``, ``'model name'``), if there is one."""
     try:
         with open('/proc/cpuinfo') as f:
-            return next((set(line.split(':', 1)[1].split()) for line in f
-                         if line.startswith('flags')), set())
+            return next((line.split(':', 1)[1].strip() for line in f
+                         if line.startswith(field)), None)
     except OSError:
-        return set()
+        return None
 
 
 @functools.cache
@@ -33,7 +34,7 @@ def hardware_bf16() -> bool:
     check = getattr(torch.cpu, '_is_avx512_bf16_supported', None)  # torch >= 2.3
     if check is not None and check():
         return True
-    return bool({'avx512_bf16', 'amx_bf16'} & _cpuinfo_flags())
+    return bool({'avx512_bf16', 'amx_bf16'} & set((_cpuinfo('flags') or '').split()))
 
 
 def isa() -> str:
@@ -71,12 +72,7 @@ def why_no_native_bf16() -> str:
 
 
 def processor_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            return next((line.split(':', 1)[1].strip() for line in f
-                         if line.startswith('model name')), platform.processor())
-    except OSError:
-        return platform.processor() or platform.machine()
+    return _cpuinfo('model name') or platform.processor() or platform.machine()
 
 
 def describe() -> str:

@@ -79,29 +79,35 @@ def build_model(cfg: Config) -> torch.nn.Module:
     return importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
 
 
-def _init_cfgs(node: Any) -> Iterator[dict]:
+def _init_cfg_owners(node: Any) -> Iterator[dict]:
+    """Every config dict under ``node`` that has an ``init_cfg``, depth first."""
     if isinstance(node, dict):
-        init_cfg = node.get('init_cfg')
-        for cfg in init_cfg if isinstance(init_cfg, list) else [init_cfg]:
-            if isinstance(cfg, dict):
-                yield cfg
-        for value in node.values():
-            yield from _init_cfgs(value)
+        if node.get('init_cfg') is not None:
+            yield node
+        for key, value in node.items():
+            if key != 'init_cfg':
+                yield from _init_cfg_owners(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _init_cfgs(value)
+            yield from _init_cfg_owners(value)
+
+
+def _init_cfgs(owner: dict) -> list:
+    init_cfg = owner['init_cfg']
+    return init_cfg if isinstance(init_cfg, list) else [init_cfg]
 
 
 def _missing_pretrained(init_cfg: Any) -> bool:
-    path = init_cfg.get('checkpoint') if isinstance(init_cfg, dict) else None
-    return (init_cfg.get('type') == 'Pretrained' and bool(path) and '://' not in path
-            and not osp.isfile(path)) if path else False
+    if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
+        return False
+    path = init_cfg.get('checkpoint')
+    return bool(path) and '://' not in path and not osp.isfile(path)
 
 
 def check_pretrained_weights(cfg: Config) -> None:
     """Fail before training when a ``Pretrained`` checkpoint file named by the model is missing."""
-    for init_cfg in _init_cfgs(cfg.model):
-        if _missing_pretrained(init_cfg):
+    for owner in _init_cfg_owners(cfg.model):
+        for init_cfg in filter(_missing_pretrained, _init_cfgs(owner)):
             path = init_cfg['checkpoint']
             raise RunSetupError(
                 f'Pretrained weights not found: {path}. Download the official ImageNet '
@@ -112,45 +118,32 @@ def check_pretrained_weights(cfg: Config) -> None:
                 f'(model.backbone.init_cfg=None trains from scratch).')
 
 
-def drop_missing_pretrained(node: Any) -> list[str]:
+def drop_missing_pretrained(model: Any) -> list[str]:
     """Remove ``Pretrained`` init_cfgs whose file is missing; returns their paths.
 
     For runs that start from a checkpoint of their own (``--resume``, ``load_from``): its weights
     replace the ImageNet ones, so a machine without those files must still be able to continue.
     """
     dropped = []
-    if isinstance(node, dict):
-        init_cfg = node.get('init_cfg')
-        if isinstance(init_cfg, list):
-            keep = [c for c in init_cfg if not _missing_pretrained(c)]
-            dropped += [c['checkpoint'] for c in init_cfg if _missing_pretrained(c)]
-            node['init_cfg'] = keep or None
-        elif _missing_pretrained(init_cfg):
-            dropped.append(init_cfg['checkpoint'])
-            node['init_cfg'] = None
-        for key, value in node.items():
-            if key != 'init_cfg':
-                dropped += drop_missing_pretrained(value)
-    elif isinstance(node, list):
-        for value in node:
-            dropped += drop_missing_pretrained(value)
+    for owner in list(_init_cfg_owners(model)):
+        init_cfgs = _init_cfgs(owner)
+        missing = [c for c in init_cfgs if _missing_pretrained(c)]
+        if missing:
+            dropped += [c['checkpoint'] for c in missing]
+            owner['init_cfg'] = [c for c in init_cfgs if c not in missing] or None
     return dropped
 
 
 def local_checkpoint(source: str) -> str:
-    """A checkpoint given to a tool: a checked local file, an ``http(s)://`` URL resolved to its
-    downloaded copy, or another scheme mmengine reads (returned as it is)."""
-    from .checkpoint import CheckpointReadError, check_checkpoint_file, download_checkpoint
+    """A checkpoint given to a tool, as :func:`mambaout_mm.checkpoint.local_checkpoint` resolves
+    it: a checked local file, a URL's downloaded copy, or another scheme mmengine reads."""
+    from . import checkpoint
     try:
-        if source.startswith(('http://', 'https://')):
-            source = download_checkpoint(source)
-        elif '://' in source:
-            return source
-        if not osp.isfile(source):
-            raise RunSetupError(f'checkpoint not found: {source}')
-        check_checkpoint_file(source)
-    except CheckpointReadError as err:
+        source = checkpoint.local_checkpoint(source)
+    except checkpoint.CheckpointReadError as err:
         raise RunSetupError(str(err)) from None
+    if '://' not in source and not osp.isfile(source):
+        raise RunSetupError(f'checkpoint not found: {source}')
     return source
 
 

@@ -118,7 +118,7 @@ step "check mmcv's ops on this machine's device"
 
 step "install mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, timm and test tools"
 "${PIP[@]}" "mmdet==$MMDET_VERSION" "mmsegmentation==$MMSEG_VERSION" ftfy regex \
-  timm safetensors pycocotools matplotlib pytest "$NUMPY"
+  timm safetensors pycocotools matplotlib pytest
 
 step "install mambaout-mm (editable)"
 "${PIP[@]}" --no-build-isolation --no-deps -e "$ROOT"
