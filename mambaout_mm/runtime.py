@@ -9,19 +9,7 @@ import os.path as osp
 from typing import Any, Iterator
 
 import torch
-from mmengine.config import Config, ConfigDict
-
-#: What each dataset type expects on disk, for the message when it is missing.
-DATASET_LAYOUTS = {
-    'CocoDataset': ('COCO 2017: data/coco/annotations/instances_{train,val}2017.json and '
-                    'data/coco/{train,val}2017/*.jpg (https://cocodataset.org/#download)'),
-    'ADE20KDataset': ('ADE20K (SceneParsing): data/ade/ADEChallengeData2016/'
-                      '{images,annotations}/{training,validation}/ '
-                      '(http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip)'),
-}
-SHAPES_HINT = ('To try the project without it, generate a small stand-in: '
-               'python tools/make_shapes.py {coco,ade} DIR (see the README).')
-
+from mmengine.config import Config
 
 class RunSetupError(RuntimeError):
     """A run cannot start: a file is missing or an option does not fit this machine."""
@@ -145,37 +133,6 @@ def local_checkpoint(source: str) -> str:
     if '://' not in source and not osp.isfile(source):
         raise RunSetupError(f'checkpoint not found: {source}')
     return source
-
-
-def _datasets(cfg: ConfigDict) -> Iterator[ConfigDict]:
-    if 'datasets' in cfg:
-        for child in cfg.datasets:
-            yield from _datasets(child)
-    elif 'dataset' in cfg:
-        yield from _datasets(cfg.dataset)
-    else:
-        yield cfg
-
-
-def check_datasets(cfg: Config, phases: tuple[str, ...]) -> None:
-    """Fail before the run when an annotation file or image folder a dataloader needs is missing."""
-    for phase in phases:
-        loader = cfg.get(f'{phase}_dataloader')
-        if loader is None:
-            continue
-        for dataset in _datasets(loader.dataset):
-            root = dataset.get('data_root') or ''
-            ann_file = dataset.get('ann_file') or ''
-            prefixes = dataset.get('data_prefix') or {}
-            needed = [osp.join(root, ann_file)] if ann_file else []
-            needed += [osp.join(root, p) for p in prefixes.values() if p]
-            missing = [p for p in needed if not osp.exists(p)]
-            if missing:
-                layout = DATASET_LAYOUTS.get(dataset.get('type'), 'see the dataset config')
-                raise RunSetupError(
-                    f'{dataset.get("type")} for {phase} is missing {", ".join(missing)}. '
-                    f'Expected layout: {layout}. Put the data there, or set '
-                    f'--cfg-options {phase}_dataloader.dataset.data_root=DIR. {SHAPES_HINT}')
 
 
 def select_device(device: str | None) -> None:

@@ -6,10 +6,10 @@ import pytest
 from mmengine.config import Config
 
 from mambaout_mm import MambaOutBackbone
+from mambaout_mm.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
 from mambaout_mm.paper import paper_row
-from mambaout_mm.runtime import (RunSetupError, build_model, check_datasets,
-                                 check_pretrained_weights)
+from mambaout_mm.runtime import RunSetupError, build_model, check_pretrained_weights
 
 from .tools_helpers import REPO
 

@@ -13,7 +13,8 @@ import os.path as osp
 from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_datasets, check_device,
+from mambaout_mm.data_check import check_datasets, name_unreadable_images
+from mambaout_mm.runtime import (RunSetupError, build_runner, check_device,
                                  enable_output, enable_tta, enable_visualization, load_config,
                                  local_checkpoint, local_rank_env, select_device,
                                  setup_launcher)
@@ -54,6 +55,7 @@ def main() -> None:
             enable_output(cfg, args.out)
         if args.tta:
             enable_tta(cfg)
+        name_unreadable_images(cfg)
         check_datasets(cfg, ('test',))
         setup_launcher(cfg, args.launcher)
     except RunSetupError as err:

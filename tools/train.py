@@ -9,7 +9,8 @@ from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_datasets, check_device,
+from mambaout_mm.data_check import check_datasets, name_unreadable_images
+from mambaout_mm.runtime import (RunSetupError, build_runner, check_device,
                                  check_pretrained_weights, drop_missing_pretrained,
                                  load_config, local_checkpoint, local_rank_env,
                                  setup_amp, select_device, setup_launcher)
@@ -62,6 +63,7 @@ def main() -> None:
         skipped = drop_missing_pretrained(cfg.model) if starts_from else []
         if not starts_from:
             check_pretrained_weights(cfg)
+        name_unreadable_images(cfg)
         check_datasets(cfg, ('train', 'val'))
         setup_launcher(cfg, args.launcher)
     except RunSetupError as err:
