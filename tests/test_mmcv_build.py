@@ -52,6 +52,22 @@ def test_the_users_force_cuda_is_honoured():
         make_plan('2.14.1+cu130', '13.0', [], {'FORCE_CUDA': 'yes'}, '13.0')
 
 
+def test_a_cuda_build_finds_the_math_headers_torch_came_with(tmp_path):
+    includes = [str(tmp_path / 'cu13' / 'include'), str(tmp_path / 'cudnn' / 'include')]
+    cuda = make_plan('2.14.1+cu130', '13.0', [H100], {}, '13.0', includes)
+    assert f"MMCV_CPATH={':'.join(includes)}" in cuda.shell()
+    assert "MMCV_CPATH=''" in make_plan('2.14.1+cu130', '13.0', [], {}, '13.0', includes).shell()
+
+
+@pytest.mark.skipif(importlib.util.find_spec('nvidia') is None,
+                    reason='torch here came without nvidia-* wheels')
+def test_the_nvidia_wheels_headers_are_found():
+    from pathlib import Path
+    headers = {p.name for folder in mmcv_build.cuda_wheel_includes()
+               for p in Path(folder).iterdir()}
+    assert {'cusparse.h', 'cublas_v2.h'} <= headers  # included by torch's ATen/cuda headers
+
+
 @pytest.mark.parametrize('torch_cuda,nvcc,message', [
     ('12.1', None, r'need nvcc 12.x .*CUDA 12.1.*none was found.*CUDA_HOME'),
     ('12.1', '13.0', r'nvcc is CUDA 13.0 but torch .* CUDA 12.1; the major versions must match'),

@@ -9,17 +9,21 @@ Only torch is needed (this runs before mmcv exists). The environment decides, as
 setup.py: ``FORCE_CUDA=1`` builds the CUDA ops, ``FORCE_CUDA=0`` builds CPU ops only, unset means
 CUDA ops exactly when torch sees a GPU. ``TORCH_CUDA_ARCH_LIST`` picks the architectures (default:
 those of the visible GPUs). The nvcc found (``$CUDA_HOME/bin/nvcc``, else on ``PATH``) must have
-the CUDA major version that torch was built with.
+the CUDA major version that torch was built with. A toolkit of nvcc and the runtime alone lacks the
+math libraries' headers (cuSPARSE, cuBLAS) that torch's CUDA headers include: the build takes them
+from the nvidia-* wheels torch was installed with (``MMCV_CPATH``, searched after the toolkit's).
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 
 class BuildPlanError(RuntimeError):
@@ -31,11 +35,12 @@ class Plan:
     cuda: bool
     archs: str       # TORCH_CUDA_ARCH_LIST for the build ('' for a CPU build)
     key: str         # cache key: torch version, CPU or CUDA version, architectures
+    includes: list[str] = field(default_factory=list)  # header folders for CPATH (CUDA builds)
 
     def shell(self) -> str:
         return '\n'.join(f'{name}={shlex.quote(value)}' for name, value in (
             ('MMCV_FORCE_CUDA', '1' if self.cuda else '0'), ('MMCV_ARCHS', self.archs),
-            ('MMCV_KEY', self.key)))
+            ('MMCV_KEY', self.key), ('MMCV_CPATH', os.pathsep.join(self.includes))))
 
 
 def nvcc_version(cuda_home: str | None) -> str | None:
@@ -48,10 +53,19 @@ def nvcc_version(cuda_home: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def cuda_wheel_includes() -> list[str]:
+    """The header folders of the installed nvidia-* wheels (``nvidia/cu13/include``,
+    ``nvidia/cusparse/include``, ...); none where torch did not come with them."""
+    spec = importlib.util.find_spec('nvidia')
+    roots = spec.submodule_search_locations if spec and spec.submodule_search_locations else []
+    return sorted(str(p) for root in roots for p in Path(root).glob('*/include') if p.is_dir())
+
+
 def make_plan(torch_version: str, torch_cuda: str | None, gpu_capabilities: list[tuple[int, int]],
-              env: dict[str, str], nvcc: str | None) -> Plan:
+              env: dict[str, str], nvcc: str | None, includes: list[str] = ()) -> Plan:
     """The build for this torch (``torch.__version__``, ``torch.version.cuda``), the visible GPUs'
-    compute capabilities, the environment and the nvcc version found."""
+    compute capabilities, the environment, the nvcc version found and the nvidia-* wheels'
+    header folders."""
     force = env.get('FORCE_CUDA', '').strip()
     if force not in ('', '0', '1'):
         raise BuildPlanError(f'FORCE_CUDA must be 0, 1 or unset, got {force!r}.')
@@ -80,7 +94,7 @@ def make_plan(torch_version: str, torch_cuda: str | None, gpu_capabilities: list
                 'GPUs to build for, e.g. TORCH_CUDA_ARCH_LIST="8.0;9.0" (A100, H100).')
         archs = ';'.join(sorted({f'{major}.{minor}' for major, minor in gpu_capabilities}))
     arch_key = '-'.join(re.sub(r'[^0-9A-Za-z.+]', '', a) for a in re.split(r'[;\s]+', archs) if a)
-    return Plan(True, archs, f'torch{torch_version}-cuda{nvcc}-sm{arch_key}')
+    return Plan(True, archs, f'torch{torch_version}-cuda{nvcc}-sm{arch_key}', list(includes))
 
 
 def plan_here() -> Plan:
@@ -88,7 +102,7 @@ def plan_here() -> Plan:
     capabilities = ([torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())]
                     if torch.cuda.is_available() else [])
     return make_plan(torch.__version__, torch.version.cuda, capabilities, dict(os.environ),
-                     nvcc_version(os.environ.get('CUDA_HOME')))
+                     nvcc_version(os.environ.get('CUDA_HOME')), cuda_wheel_includes())
 
 
 def check_ops() -> str:

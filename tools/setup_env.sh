@@ -72,7 +72,7 @@ step "install mmengine $MMENGINE_VERSION"
 
 step "plan the mmcv $MMCV_VERSION build for torch $TORCH_FOUND"
 PLAN="$("$PY" "$ROOT/tools/mmcv_build.py" plan)"
-eval "$PLAN"   # MMCV_FORCE_CUDA, MMCV_ARCHS, MMCV_KEY
+eval "$PLAN"   # MMCV_FORCE_CUDA, MMCV_ARCHS, MMCV_KEY, MMCV_CPATH
 WHEELS="$CACHE/wheels/mmcv-$MMCV_VERSION-$MMCV_KEY"
 if ! "$PY" -c "import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/null \
     || ! "$PY" "$ROOT/tools/mmcv_build.py" check >/dev/null 2>&1; then
@@ -94,7 +94,7 @@ if ! "$PY" -c "import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/n
     # The compiler's progress ([n/N] and the source file) is shown; the whole log is kept.
     LOG="$BUILD/build.log"
     (cd "$BUILD/mmcv-$MMCV_VERSION" && MMCV_WITH_OPS=1 FORCE_CUDA="$MMCV_FORCE_CUDA" \
-      TORCH_CUDA_ARCH_LIST="$MMCV_ARCHS" MAX_JOBS="$JOBS" \
+      TORCH_CUDA_ARCH_LIST="$MMCV_ARCHS" MAX_JOBS="$JOBS" CPATH="$MMCV_CPATH${CPATH:+:$CPATH}" \
       "$PY" -m pip wheel --disable-pip-version-check -v --no-deps --no-build-isolation . \
       -w "$BUILD/dist") >"$LOG" 2>&1 &
     BUILD_PID=$!
