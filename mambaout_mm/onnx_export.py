@@ -1,0 +1,162 @@
+"""A config's network as an ONNX graph, checked in ONNX Runtime against PyTorch.
+
+What exports (``PARTS``): the backbone alone; a segmentor end to end (image in, per-pixel class
+logits out, normalisation included); a two-stage detector's dense part (image in, FPN maps and the
+RPN's per-level objectness and box deltas out). Proposals, RoIAlign and NMS stay in PyTorch/mmcv.
+The exporter is torch's dynamo-based one (``torch.onnx.export(dynamo=True)``): it traces the
+block's reference formula (the CPU kernels step aside under it) and handles mmseg's pyramid pooling,
+which the TorchScript exporter rejects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+OPSET = 18  # the dynamo exporter's lowest; LayerNormalization is one ONNX node since 17
+PARTS = ('backbone', 'model')
+
+
+class ExportError(RuntimeError):
+    """This network, option or torch cannot be exported; the message says what can."""
+
+
+class Normalize(nn.Module):
+    """The data preprocessor's channel flip and mean/std, as graph operations."""
+
+    def __init__(self, preprocessor: nn.Module) -> None:
+        super().__init__()
+        self.flip = bool(getattr(preprocessor, '_channel_conversion', False)
+                         or getattr(preprocessor, 'channel_conversion', False))
+        self.register_buffer('mean', preprocessor.mean.clone().float())
+        self.register_buffer('std', preprocessor.std.clone().float())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        if self.flip:
+            image = image.flip(1)
+        return (image - self.mean) / self.std
+
+
+class SegmentorLogits(nn.Module):
+    """Image (N, 3, H, W, 0-255, as loaded) -> class logits (N, K, H, W)."""
+
+    def __init__(self, segmentor: nn.Module) -> None:
+        super().__init__()
+        self.normalize = Normalize(segmentor.data_preprocessor)
+        self.segmentor = segmentor
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        features = self.segmentor.extract_feat(self.normalize(image))
+        logits = self.segmentor.decode_head(features)
+        return F.interpolate(logits, size=image.shape[2:], mode='bilinear',
+                             align_corners=self.segmentor.align_corners)
+
+
+class DetectorDense(nn.Module):
+    """Image (N, 3, H, W, 0-255, as loaded; H, W multiples of 32) -> FPN maps, then the RPN's
+    objectness and box deltas per level."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.normalize = Normalize(detector.data_preprocessor)
+        self.detector = detector
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        features = self.detector.extract_feat(self.normalize(image))
+        scores, deltas = self.detector.rpn_head(features)
+        return (*features, *scores, *deltas)
+
+
+def network(model: nn.Module, part: str) -> nn.Module:
+    """The exportable module for ``part`` of a built mmdet/mmseg model."""
+    if part == 'backbone':
+        return model.backbone
+    if part != 'model':
+        raise ExportError(f'part must be one of {PARTS}, got {part!r}.')
+    if hasattr(model, 'decode_head') and hasattr(model, 'extract_feat'):
+        return SegmentorLogits(model)
+    if getattr(model, 'with_rpn', False) and hasattr(model, 'roi_head'):
+        return DetectorDense(model)
+    raise ExportError(
+        f'{type(model).__name__} is not exported whole: supported are segmentors with a decode '
+        f'head (UperNet, ...) and two-stage detectors with an RPN (their dense part). Export its '
+        f'backbone with --part backbone.')
+
+
+def dynamo_exporter() -> bool:
+    """Whether this torch exports through dynamo with free dimensions (torch >= 2.6)."""
+    import inspect
+    return ('dynamo' in inspect.signature(torch.onnx.export).parameters
+            and hasattr(getattr(torch, 'export', None), 'Dim') and hasattr(torch.export.Dim, 'AUTO'))
+
+
+def check_torch() -> None:
+    """The dynamo exporter and onnxscript, or an error naming what to install."""
+    import importlib.util
+    if not dynamo_exporter():
+        raise ExportError(f'ONNX export uses torch.onnx.export(dynamo=True), which torch '
+                          f'{torch.__version__} lacks: use torch >= 2.6.')
+    missing = [m for m in ('onnx', 'onnxscript', 'onnxruntime')
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportError(f'ONNX export needs {", ".join(missing)}: pip install -e .[deploy]')
+
+
+def fixed_size_only(module: nn.Module) -> list[str]:
+    """Modules whose ONNX form holds for the exported input size only: adaptive pooling to more
+    than one cell (its windows are computed from the traced size)."""
+    return [name for name, m in module.named_modules()
+            if isinstance(m, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))
+            and any(s not in (1, None) for s in np.atleast_1d(m.output_size))]
+
+
+def export(module: nn.Module, shape: tuple[int, int, int, int], path: str,
+           dynamic: bool = False) -> None:
+    """Write ``module`` (eval mode, fp32) as ONNX, traced on a ``shape`` input; ``dynamic`` makes
+    batch, height and width free."""
+    check_torch()
+    if dynamic and (fixed := fixed_size_only(module)):
+        raise ExportError(f'{", ".join(fixed[:3])} pool(s) adaptively to fixed grids, so the graph '
+                          f'holds for one input size only: export without --dynamic, at the '
+                          f'size you will run.')
+    module = module.eval().float()
+    if dynamic and shape[0] == 1:
+        shape = (2, *shape[1:])  # torch.export fixes dimensions traced at size 1
+    image = torch.rand(*shape) * 255
+    free = torch.export.Dim.AUTO
+    dynamic_shapes = ({0: free, 2: free, 3: free},) if dynamic else None
+    with torch.no_grad():
+        torch.onnx.export(module, (image,), path, dynamo=True, opset_version=OPSET,
+                          input_names=['image'], dynamic_shapes=dynamic_shapes,
+                          external_data=False, verbose=False)
+
+
+@dataclass
+class Agreement:
+    shape: tuple[int, ...]
+    max_abs: float   # max |onnx - torch| over all outputs
+    max_rel: float   # max_abs over the largest |torch| of that output
+
+    def __str__(self) -> str:
+        return (f'input {"x".join(map(str, self.shape))}: max abs error {self.max_abs:.2e}, '
+                f'max relative error {self.max_rel:.2e}')
+
+
+def compare(module: nn.Module, path: str, shape: tuple[int, ...], seed: int = 0) -> Agreement:
+    """Run the ONNX graph in ONNX Runtime (CPU) and ``module`` on one random image."""
+    import onnxruntime as ort
+    image = torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) * 255
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    outputs = session.run(None, {session.get_inputs()[0].name: image.numpy()})
+    with torch.no_grad():
+        expected = module.eval()(image)
+    expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+    if len(outputs) != len(expected):
+        raise ExportError(f'{path} gives {len(outputs)} outputs, PyTorch {len(expected)}.')
+    errors = [(float(np.abs(o - e.numpy()).max()), float(np.abs(e.numpy()).max()))
+              for o, e in zip(outputs, expected)]
+    return Agreement(tuple(shape), max(a for a, _ in errors),
+                     max(a / max(m, 1e-12) for a, m in errors))
