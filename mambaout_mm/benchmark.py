@@ -65,6 +65,30 @@ def _mambaout(arch: str, cpu_kernels: bool = True, **kwargs) -> nn.Module:
     return model
 
 
+class OnnxRuntimeBackbone(nn.Module):
+    """A backbone exported to ONNX (free sizes, ``onnx_export``) and run by ONNX Runtime on the
+    CPU, with its default threads; inference in fp32 only."""
+
+    trains = False
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        import tempfile
+
+        import onnxruntime as ort
+
+        from .onnx_export import export
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, 'backbone.onnx')
+            export(model, (2, 3, 64, 64), path, dynamic=True)
+            self.session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+    def forward(self, x: torch.Tensor) -> list:
+        if x.device.type != 'cpu':
+            raise ValueError('ONNX Runtime subjects run on the CPU only.')
+        return self.session.run(None, {'image': x.numpy()})
+
+
 def _swin_t() -> nn.Module:
     from mmdet.models.backbones import SwinTransformer
     return SwinTransformer(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
@@ -81,11 +105,13 @@ def _convnext_t() -> nn.Module:
     return TimmFeatures(timm.create_model('convnext_tiny'))
 
 
-#: name -> builder; ``timm_mambaout_*`` subjects copy the weights of the matching ours.
+#: name -> builder; ``timm_mambaout_*`` and ``*_onnxruntime`` subjects copy the weights of the
+#: matching ours.
 SUBJECTS: dict[str, Callable[[], nn.Module]] = {
     'mambaout_t': lambda: _mambaout('tiny'),
     'mambaout_t_cp': lambda: _mambaout('tiny', with_cp=True),
     'mambaout_t_ref': lambda: _mambaout('tiny', cpu_kernels=False),  # the block's plain formula
+    'mambaout_t_onnxruntime': lambda: OnnxRuntimeBackbone(_mambaout('tiny')),
     'timm_mambaout_t': lambda: timm_mambaout('tiny'),
     'convnext_t': _convnext_t,
     'swin_t': _swin_t,
@@ -161,6 +187,9 @@ def build_subjects(names: list[str]) -> dict[str, nn.Module]:
         elif name.startswith('timm_mambaout_'):
             ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
             models[name] = timm_mambaout({'t': 'tiny'}[name.rsplit('_', 1)[1]], like=ours)
+        elif name.endswith('_onnxruntime'):
+            ours = models.get(name[:-len('_onnxruntime')])
+            models[name] = OnnxRuntimeBackbone(ours) if ours is not None else SUBJECTS[name]()
         else:
             models[name] = SUBJECTS[name]()
     return models
@@ -346,9 +375,10 @@ def run_benchmark(names: list[str], shape: list[int], modes: list[str], dtypes: 
         for dtype in dtypes:
             if dtype == 'fp16' and device != 'cuda':
                 continue
-            steps = {name: make_step(m, x, mode, dtype) for name, m in models.items()}
+            steps = {name: make_step(m, x, mode, dtype) for name, m in models.items()
+                     if getattr(m, 'trains', True) or (mode, dtype) == ('infer', 'fp32')}
             times = time_interleaved(steps, device, warmup, repeats)
-            for name in names:
+            for name in steps:
                 timing = Timing(name, mode, dtype, times[name])
                 if memory and not compile:
                     timing.peak_mem_mb = peak_memory(name, mode, dtype, shape, device)

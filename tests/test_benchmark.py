@@ -4,11 +4,12 @@ import json
 import pytest
 import torch
 
-from mambaout_mm import cpu_support
+from mambaout_mm import benchmark, cpu_support
 from mambaout_mm.benchmark import (build_subjects, default_dtypes, default_shape,
                                    feature_agreement, make_step, markdown, peak_memory,
                                    run_benchmark, to_rows)
 from mambaout_mm.mambaout import GatedCNNBlock
+from mambaout_mm.onnx_export import dynamo_exporter
 
 from .tools_helpers import config, run_tool, tool
 
@@ -99,3 +100,20 @@ def test_config_training_step_updates_the_whole_model():
 
 def test_config_subject_peak_memory_in_a_fresh_process():
     assert peak_memory(SEG, 'infer', 'fp32', [1, 3, 64, 64], 'cpu') > 0
+
+
+@pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ONNX exporter (torch >= 2.6)')
+def test_onnxruntime_subject_infers_as_ours_and_only_infers(monkeypatch):
+    monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f', lambda: benchmark._mambaout('femto'))
+    monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f_onnxruntime', None)  # made from ours
+    names = ['mambaout_f', 'mambaout_f_onnxruntime']
+    models = build_subjects(names)
+    x = torch.randn(2, 3, 96, 64)
+    with torch.inference_mode():
+        ours = models['mambaout_f'].eval()(x)
+    for a, b in zip(ours, models['mambaout_f_onnxruntime'](x)):
+        assert (a - torch.from_numpy(b)).abs().max() < 1e-4 * a.abs().max()
+    results = run_benchmark(names, [1, 3, 64, 64], ['infer', 'train'], ['fp32'], warmup=0,
+                            repeats=1, memory=False)
+    assert [(r.name, r.mode) for r in results] == [
+        ('mambaout_f', 'infer'), ('mambaout_f_onnxruntime', 'infer'), ('mambaout_f', 'train')]

@@ -11,6 +11,8 @@ per subject in a fresh process. Subjects are backbones or configs (whole detecto
 synthetic annotated images). Default input: 2x3x512x512 (segmentation crops) for backbones and
 segmentors, 1x3x800x1280 when a detector is among the subjects; fp32, and bf16 where the GPU or
 the CPU computes it natively (bf16 asked for on another CPU runs emulated, and the header says so).
+``mambaout_t_onnxruntime``: our backbone (same weights) exported to ONNX and run by ONNX Runtime on
+the CPU; it is timed for fp32 inference only.
 """
 from __future__ import annotations
 
