@@ -90,7 +90,7 @@ def dynamo_exporter() -> bool:
     """Whether this torch exports through dynamo with free dimensions (torch >= 2.6)."""
     import inspect
     return ('dynamo' in inspect.signature(torch.onnx.export).parameters
-            and hasattr(getattr(torch, 'export', None), 'Dim') and hasattr(torch.export.Dim, 'AUTO'))
+            and hasattr(getattr(getattr(torch, 'export', None), 'Dim', None), 'AUTO'))
 
 
 def check_torch() -> None:

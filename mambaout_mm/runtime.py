@@ -186,9 +186,12 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
     wrapper = cfg.optim_wrapper
     if torch.cuda.is_available():
         if wrapper.get('type') != 'AmpOptimWrapper':
-            wrapper.pop('modules', None)
+            for key in ('modules', 'dtype'):  # another wrapper's: a bf16 dtype left would stay
+                wrapper.pop(key, None)
             wrapper.type = 'AmpOptimWrapper'
             wrapper.setdefault('loss_scale', 'dynamic')
+        if wrapper.get('dtype') not in (None, 'float16', torch.float16):
+            return f'{wrapper.dtype} autocast, as the config says (AmpOptimWrapper)'
         return 'fp16 autocast with a dynamic loss scale (AmpOptimWrapper)'
     from . import cpu_support
     from .amp import AUTOCAST_MODULES

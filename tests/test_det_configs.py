@@ -136,3 +136,17 @@ def test_bf16_named_in_the_config_is_kept_on_any_cpu(monkeypatch):
     chosen = setup_amp(cfg, requested=True)
     assert cfg.optim_wrapper.type == 'CPUAutocastOptimWrapper'
     assert 'emulated' in chosen and 'loss_scale' not in cfg.optim_wrapper
+
+
+def test_a_cpu_wrappers_bfloat16_is_not_carried_to_a_gpu(monkeypatch):
+    """A config written for CPU bf16 and run with --amp on a GPU trains FP16, as the log says."""
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    cfg = load('mambaout_femto_shapes.py')
+    cfg.optim_wrapper.update(type='CPUAutocastOptimWrapper', dtype='bfloat16',
+                             modules=['backbone'])
+    assert setup_amp(cfg, requested=True).startswith('fp16 autocast')
+    assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    assert 'dtype' not in cfg.optim_wrapper and 'modules' not in cfg.optim_wrapper
+    cfg.optim_wrapper.dtype = 'bfloat16'  # asked for in an AmpOptimWrapper config: kept, and said
+    assert setup_amp(cfg, requested=True).startswith('bfloat16 autocast, as the config says')

@@ -12,7 +12,7 @@ import torch
 from mambaout_mm import cpu_support
 from mambaout_mm.datasets import make_coco_shapes
 
-from .tools_helpers import (IN_PROCESS_LOADERS, checkpoint_meta, config,
+from .tools_helpers import (CPU_ONLY, IN_PROCESS_LOADERS, checkpoint_meta, config,
                             kill_after_first_checkpoint, run_tool, tool)
 
 CONFIG = config('mask_rcnn/mambaout_femto_shapes.py')
@@ -72,7 +72,8 @@ def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):
 
 
 def test_two_process_cpu_training_with_the_pytorch_launcher(workspace):
-    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore', PORT='29533')
+    env = dict(os.environ, PYTHON=sys.executable, PYTHONWARNINGS='ignore', PORT='29533',
+               **CPU_ONLY)
     proc = subprocess.run(
         ['bash', tool('dist_train.sh'), CONFIG, '2', '--work-dir', 'work_dirs/dist',
          '--cfg-options', 'train_cfg.max_epochs=1', 'train_dataloader.batch_size=2', *FAST],
@@ -84,7 +85,6 @@ def test_two_process_cpu_training_with_the_pytorch_launcher(workspace):
     assert meta['iter'] == 2  # 8 images / (2 processes x 2 images)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='tests the CPU path')
 def test_amp_on_a_cpu_trains_in_bfloat16_where_it_is_native(workspace):
     """bf16 autocast on AVX512-BF16/AMX; elsewhere fp32, and the log says why."""
     proc = train(workspace, 'work_dirs/amp', 1, '--amp')
@@ -108,7 +108,6 @@ def test_missing_dataset_fails_with_the_layout(tmp_path):
     assert 'Expected layout: COCO 2017' in proc.stderr
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason='tests a machine without a GPU')
 @pytest.mark.parametrize('args', [[config('mask_rcnn/mambaout_tiny_1x.py')],
                                   [CONFIG, '--device', 'cuda'],
                                   [config('mask_rcnn/mambaout_tiny_1x.py'), '--launcher',

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+#: The tools' tests are CPU tests wherever they run: GPUs hidden (the GPU suite has its own).
+CPU_ONLY = {'CUDA_VISIBLE_DEVICES': ''}
 #: --cfg-options that keep data loading in the main process (tiny datasets, quick start-up).
 IN_PROCESS_LOADERS = [f'{split}_dataloader.{key}'
                       for split in ('train', 'val', 'test')
@@ -18,7 +20,7 @@ IN_PROCESS_LOADERS = [f'{split}_dataloader.{key}'
 def run_tool(*args: str, check: bool = True, timeout: float = 600,
              cwd: Path = REPO) -> subprocess.CompletedProcess:
     """``python tools/<args>``; on an unexpected exit code the output is in the assertion."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1')
+    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1', **CPU_ONLY)
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
@@ -44,7 +46,7 @@ def config(path: str) -> str:
 def kill_after_first_checkpoint(*args: str, work_dir: Path, cwd: Path,
                                 timeout: float = 300) -> None:
     """Start ``python tools/<args>`` and SIGKILL it once its first checkpoint is complete."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore')
+    env = dict(os.environ, PYTHONWARNINGS='ignore', **CPU_ONLY)
     proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
