@@ -168,3 +168,23 @@ def test_a_damaged_checkpoint_is_named_before_the_run(workspace, tmp_path):
         proc = run_tool(*tool_args, '--cfg-options', *FAST, check=False, cwd=workspace)
         assert proc.returncode != 0 and 'Traceback' not in proc.stderr
         assert f'{damaged} is a text/HTML page' in proc.stderr
+
+
+def test_ema_and_layer_decay_from_a_config(workspace):
+    """The training options peers' recipes use: mmdet's EMAHook and lr decay of the backbone."""
+    config_file = workspace / 'ema_decay.py'
+    config_file.write_text(
+        f"_base_ = {CONFIG!r}\n"
+        "custom_hooks = [dict(type='EMAHook', ema_type='ExpMomentumEMA', momentum=0.01,\n"
+        "                     update_buffers=True, priority=49)]\n"
+        "optim_wrapper = dict(constructor='MambaOutLearningRateDecay',\n"
+        "                     paramwise_cfg=dict(_delete_=True, decay_rate=0.8, num_layers=6))\n")
+    run_tool(tool('train.py'), str(config_file), '--work-dir', 'work_dirs/ema', '--cfg-options',
+             'train_cfg.max_epochs=1', *FAST, cwd=workspace)
+    from mambaout_mm import safe_load
+    saved = safe_load.load(workspace / 'work_dirs/ema/epoch_1.pth')
+    weights, averaged = saved['state_dict'], saved['ema_state_dict']
+    key = 'backbone.stages.0.0.fc1.weight'
+    assert not torch.equal(weights[key], averaged[f'module.{key}'])  # averaged over 2 steps
+    lrs = [g['lr'] for g in saved['optimizer']['param_groups']]  # all at one warm-up factor
+    assert min(lrs) / max(lrs) == pytest.approx(0.8 ** 7)  # the stem's decay, 7 layers below
