@@ -103,17 +103,11 @@ def test_config_subject_peak_memory_in_a_fresh_process():
 
 
 @pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ONNX exporter (torch >= 2.6)')
-def test_onnxruntime_subject_infers_as_ours_and_only_infers(monkeypatch):
+def test_onnxruntime_subject_is_timed_for_fp32_inference_only(monkeypatch):
+    """(Its agreement with PyTorch is the export's check, tests/test_onnx_export.py.)"""
     monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f', lambda: benchmark._mambaout('femto'))
     monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f_onnxruntime', None)  # made from ours
-    names = ['mambaout_f', 'mambaout_f_onnxruntime']
-    models = build_subjects(names)
-    x = torch.randn(2, 3, 96, 64)
-    with torch.inference_mode():
-        ours = models['mambaout_f'].eval()(x)
-    for a, b in zip(ours, models['mambaout_f_onnxruntime'](x)):
-        assert (a - torch.from_numpy(b)).abs().max() < 1e-4 * a.abs().max()
-    results = run_benchmark(names, [1, 3, 64, 64], ['infer', 'train'], ['fp32'], warmup=0,
-                            repeats=1, memory=False)
+    results = run_benchmark(['mambaout_f', 'mambaout_f_onnxruntime'], [1, 3, 64, 64],
+                            ['infer', 'train'], ['fp32'], warmup=0, repeats=1, memory=False)
     assert [(r.name, r.mode) for r in results] == [
         ('mambaout_f', 'infer'), ('mambaout_f_onnxruntime', 'infer'), ('mambaout_f', 'train')]
