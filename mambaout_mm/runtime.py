@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import torch
 from mmengine.config import Config
 
+
 class RunSetupError(RuntimeError):
     """A run cannot start: a file is missing or an option does not fit this machine."""
 
