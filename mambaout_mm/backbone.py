@@ -9,16 +9,16 @@ from mmengine.model import BaseModule
 
 from .checkpoint import CLASSIFIER_PREFIXES, load_mambaout_weights
 from .registry import register_backbone
-from .mambaout import MambaOut, layer_norm
+from .mambaout import MambaOutTrunk, layer_norm, resolve_arch
 
 
 @register_backbone
-class MambaOutBackbone(MambaOut, BaseModule):
+class MambaOutBackbone(MambaOutTrunk, BaseModule):
     """The MambaOut trunk returning multi-scale NCHW features, each through its own LayerNorm.
 
-    The trunk is :class:`MambaOut` itself (same modules, same names: official checkpoints load
-    without renaming); stages after the last of ``out_indices`` are not built, so every parameter
-    takes part in the loss.
+    The trunk is :class:`MambaOutTrunk`, as in the classifier (same modules, same names: official
+    checkpoints load without renaming); stages after the last of ``out_indices`` are not built,
+    so every parameter takes part in the loss.
 
     Args:
         arch: variant name (``'femto'``, ``'kobe'``, ``'tiny'``, ``'small'``, ``'base'``, timm's
@@ -28,6 +28,8 @@ class MambaOutBackbone(MambaOut, BaseModule):
         frozen_stages: stages 0..frozen_stages-1 (each with its downsampling layer, the stem for
             stage 0, and its output norm) stop gradients and stay in eval mode; 0 freezes nothing.
         with_cp: activation checkpointing per block (less memory, more compute).
+        mixer: implementation of the blocks' token mixer: ``'auto'`` (the fastest that runs on the
+            input) or one of :data:`mambaout_mm.mixers.BACKENDS`.
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official, timm or
             mmengine MambaOut weights from a file or anything mmengine's ``CheckpointLoader``
             reads (see :mod:`mambaout_mm.checkpoint`); otherwise random init.
@@ -35,22 +37,19 @@ class MambaOutBackbone(MambaOut, BaseModule):
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3), drop_path_rate: float = 0.,
-                 frozen_stages: int = 0, with_cp: bool = False,
+                 frozen_stages: int = 0, with_cp: bool = False, mixer: str = 'auto',
                  init_cfg: dict | list[dict] | None = None) -> None:
-        super().__init__(arch=arch, in_chans=in_chans, num_classes=None,
-                         drop_path_rate=drop_path_rate)
-        self.init_cfg = init_cfg
-        self.out_indices = self._check_out_indices(out_indices, self.num_stages)
-        if not -1 <= frozen_stages <= self.num_stages:
-            raise ValueError(f'frozen_stages must be in [-1, {self.num_stages}] '
+        depths = resolve_arch(arch)['depths']
+        out_indices = self._check_out_indices(out_indices, len(depths))
+        if not -1 <= frozen_stages <= len(depths):
+            raise ValueError(f'frozen_stages must be in [-1, {len(depths)}] '
                              f'(0 or -1: none frozen), got {frozen_stages}.')
+        # No stage after the last output (its parameters would get no gradient under DDP).
+        super().__init__(arch=arch, in_chans=in_chans, drop_path_rate=drop_path_rate,
+                         num_stages=out_indices[-1] + 1, mixer=mixer, init_cfg=init_cfg)
+        self.out_indices = out_indices
         self.frozen_stages = max(frozen_stages, 0)
         self.grad_checkpointing = with_cp
-
-        # Drop the stages no output needs (their parameters would get no gradient under DDP).
-        self.num_stages = self.out_indices[-1] + 1
-        self.downsample_layers = self.downsample_layers[:self.num_stages]
-        self.stages = self.stages[:self.num_stages]
         for i in self.out_indices:
             self.add_module(f'norm{i}', layer_norm(self.dims[i]))
         self._freeze_stages()

@@ -23,7 +23,7 @@ from .backbone import MambaOutBackbone
 from .checkpoint import (CLASSIFIER_PREFIXES, OUTPUT_NORM_PATTERN, CheckpointMismatchError,
                          check_weights, extract_state_dict, infer_arch, is_timm_layout,
                          read_checkpoint, to_official_layout)
-from .mambaout import ARCH_SETTINGS, MambaOut
+from .mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from .version import __version__
 
 TARGETS = ('backbone', 'official')
@@ -100,10 +100,9 @@ def to_official_classifier(state_dict: Mapping[str, torch.Tensor],
     arch = check_arch(official, arch)
     trunk, classifier, _ = _split(official)
     weights = {**trunk, **classifier}
-    num_classes = classifier['head.fc2.weight'].shape[0] if 'head.fc2.weight' in classifier \
-        else None
-    check_weights(MambaOut(arch, num_classes=num_classes).state_dict(), weights,
-                  f'The converted MambaOut-{arch} weights')
+    model = MambaOut(arch, num_classes=classifier['head.fc2.weight'].shape[0]) \
+        if 'head.fc2.weight' in classifier else MambaOutTrunk(arch)
+    check_weights(model.state_dict(), weights, f'The converted MambaOut-{arch} weights')
     return weights
 
 

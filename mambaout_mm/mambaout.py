@@ -1,4 +1,4 @@
-"""MambaOut for image classification, with the official module names.
+"""MambaOut: its variants, its blocks, the trunk, and the image classifier (official names).
 
 The module tree (``downsample_layers``, ``stages``, ``norm``, ``head``) matches the official
 repository (https://github.com/yuweihao/MambaOut), so its ImageNet checkpoints load with
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from . import cpu_kernels
+from . import mixers
 
 #: Architecture settings of every variant; the one table the project reads them from.
 #: Keys missing from an entry take the defaults in ``ARCH_DEFAULTS``.
@@ -79,7 +79,8 @@ def resolve_arch(arch: str | Mapping[str, Any]) -> dict[str, Any]:
                          f'valid: depths, dims, {", ".join(ARCH_DEFAULTS)}.')
     settings = {**ARCH_DEFAULTS, **arch}
     if len(settings['depths']) != len(settings['dims']):
-        raise ValueError(f'depths {settings["depths"]} and dims {settings["dims"]} differ in length.')
+        raise ValueError(f'depths {settings["depths"]} and dims {settings["dims"]} differ in '
+                         'length.')
     if settings['act'] not in _ACTIVATIONS:
         raise ValueError(f'act must be one of {sorted(_ACTIVATIONS)}, got {settings["act"]!r}.')
     if settings['downsample'] not in ('conv_norm', 'norm_conv'):
@@ -163,13 +164,13 @@ class GatedCNNBlock(nn.Module):
 
     ``fc1`` makes 2 * hidden channels, split into the gate ``g`` (hidden), an identity part ``i``
     and a conv part ``c`` (conv_ratio * dim); out = x + fc2(act(g) * cat(i, dwconv(c))).
-    On the CPU the token mixer runs as fused oneDNN kernels (:mod:`mambaout_mm.cpu_kernels`);
-    elsewhere, or with ``use_cpu_kernels = False``, as that formula (:meth:`mix_reference`).
+    :meth:`mix_reference` is that token mixer; :mod:`mambaout_mm.mixers` picks the implementation
+    that computes it (``mixer='auto'``, or one named there).
     """
 
     def __init__(self, dim: int, expansion_ratio: float = 8 / 3, kernel_size: int = 7,
                  conv_ratio: float = 1.0, act: str = 'gelu', ls_init_value: float | None = None,
-                 drop_path: float = 0.) -> None:
+                 drop_path: float = 0., mixer: str = 'auto') -> None:
         super().__init__()
         hidden = int(expansion_ratio * dim)
         conv_chans = int(conv_ratio * dim)
@@ -183,7 +184,7 @@ class GatedCNNBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.ls = LayerScale(dim, ls_init_value) if ls_init_value is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.use_cpu_kernels = True
+        self.mixer = mixers.check_choice(mixer)
 
     def mix_reference(self, y: torch.Tensor) -> torch.Tensor:
         """The token mixer as written in the paper: fc2(act(g) * cat(i, dwconv(c)))."""
@@ -191,23 +192,11 @@ class GatedCNNBlock(nn.Module):
         c = self.conv(c.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
         return self.fc2(self.act(g) * torch.cat((i, c), dim=-1))
 
-    def _mix_cpu(self, y: torch.Tensor, shortcut: torch.Tensor | None) -> torch.Tensor:
-        dtype = cpu_kernels.compute_dtype(y)
-        weights = cpu_kernels.MixerWeights(
-            *(t.to(dtype) for t in (self.fc1.weight, self.fc1.bias, self.conv.weight,
-                                    self.conv.bias, self.fc2.weight, self.fc2.bias)),
-            hidden=self.split_indices[0], n_id=self.split_indices[1], act=self.act_name)
-        return cpu_kernels.gated_mix(y.to(dtype), shortcut, weights)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm(x)
-        if not (self.use_cpu_kernels and cpu_kernels.available(y)):
-            out = self.mix_reference(y)
-        elif (self.ls is None and not (self.training and isinstance(self.drop_path, DropPath))
-              and x.dtype == cpu_kernels.compute_dtype(y)):
-            return self._mix_cpu(y, x)  # the shortcut is added in fc2's epilogue
-        else:
-            out = self._mix_cpu(y, None)
+        if self.ls is None and not (self.training and isinstance(self.drop_path, DropPath)):
+            return mixers.mix(self, y, shortcut=x)  # an implementation may fuse the addition
+        out = mixers.mix(self, y)
         if self.ls is not None:
             out = self.ls(out)
         return self.drop_path(out) + x
@@ -230,26 +219,29 @@ class MlpHead(nn.Module):
         return self.fc2(self.head_dropout(self.norm(self.act(self.fc1(x)))))
 
 
-class MambaOut(nn.Module):
-    """MambaOut classifier (official module names) or, with ``num_classes=None``, its trunk.
+class MambaOutTrunk(nn.Module):
+    """The stem, the downsampling layers and the stages of gated CNN blocks (official names).
+
+    The classifier and the dense-prediction backbone are built on it. Keyword arguments it does
+    not take go to the next class in the method resolution order (``BaseModule``'s ``init_cfg``
+    for the backbone).
 
     Args:
         arch: variant name in ``ARCH_SETTINGS`` or a dict of settings.
         in_chans: input image channels.
-        num_classes: classes of the head; ``None`` builds the trunk only (no final norm, no head),
-            as dense-prediction backbones use it.
-        drop_path_rate: stochastic depth at the last block, ramped linearly over all blocks.
-        head_dropout: dropout before the last linear layer of the head.
+        drop_path_rate: stochastic depth at the last block of the variant, ramped linearly over
+            all its blocks.
+        num_stages: build the first ``num_stages`` stages only (default: all).
+        mixer: implementation of the blocks' token mixer (see :mod:`mambaout_mm.mixers`).
     """
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
-                 num_classes: int | None = 1000, drop_path_rate: float = 0.,
-                 head_dropout: float = 0.) -> None:
-        super().__init__()
+                 drop_path_rate: float = 0., num_stages: int | None = None, mixer: str = 'auto',
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
         self.arch_settings = s = resolve_arch(arch)
         self.depths, self.dims = tuple(s['depths']), tuple(s['dims'])
-        self.num_stages = len(self.depths)
-        self.num_classes = num_classes
+        self.num_stages = len(self.depths) if num_stages is None else num_stages
         self.grad_checkpointing = False
 
         self.downsample_layers = nn.ModuleList([
@@ -260,19 +252,14 @@ class MambaOut(nn.Module):
 
         rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.stages = nn.ModuleList()
-        for i, (depth, dim) in enumerate(zip(self.depths, self.dims)):
-            start = sum(self.depths[:i])
+        for i in range(self.num_stages):
+            start, dim = sum(self.depths[:i]), self.dims[i]
             self.stages.append(nn.Sequential(*[
                 GatedCNNBlock(dim, expansion_ratio=s['expansion_ratio'],
                               kernel_size=s['kernel_size'], conv_ratio=s['conv_ratio'],
                               act=s['act'], ls_init_value=s['ls_init_value'],
-                              drop_path=rates[start + j])
-                for j in range(depth)]))
-
-        if num_classes is not None:
-            self.norm = layer_norm(self.dims[-1])
-            self.head = MlpHead(self.dims[-1], num_classes, mid_norm=s['head_mid_norm'],
-                                drop_rate=head_dropout)
+                              drop_path=rates[start + j], mixer=mixer)
+                for j in range(self.depths[i])]))
         self.apply(self._init_weights)
 
     @staticmethod
@@ -299,13 +286,33 @@ class MambaOut(nn.Module):
             features.append(x)
         return features
 
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.forward_features(x)
+
+
+class MambaOut(MambaOutTrunk):
+    """MambaOut image classifier: the trunk, global average pooling, a LayerNorm and an MLP head.
+
+    Args:
+        arch, in_chans, drop_path_rate, mixer: as for :class:`MambaOutTrunk`.
+        num_classes: classes of the head.
+        head_dropout: dropout before the last linear layer of the head.
+    """
+
+    def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
+                 num_classes: int = 1000, drop_path_rate: float = 0.,
+                 head_dropout: float = 0., mixer: str = 'auto') -> None:
+        super().__init__(arch=arch, in_chans=in_chans, drop_path_rate=drop_path_rate,
+                         mixer=mixer)
+        self.num_classes = num_classes
+        self.norm = layer_norm(self.dims[-1])
+        self.head = MlpHead(self.dims[-1], num_classes,
+                            mid_norm=self.arch_settings['head_mid_norm'], drop_rate=head_dropout)
+        self.head.apply(self._init_weights)
+
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """Last-stage NHWC features -> logits."""
         return self.head(self.norm(x.mean((1, 2))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.num_classes is None:
-            raise RuntimeError('This MambaOut was built without a head (num_classes=None); '
-                               'call forward_features().')
         return self.forward_head(self.forward_features(x)[-1])
-

@@ -31,7 +31,7 @@ def reference_copy(module: torch.nn.Module) -> torch.nn.Module:
     ref = copy.deepcopy(module)
     for m in ref.modules():
         if isinstance(m, GatedCNNBlock):
-            m.use_cpu_kernels = False
+            m.mixer = 'reference'
     return ref
 
 
@@ -200,7 +200,7 @@ torch.manual_seed(0)
 block = GatedCNNBlock(32)
 ref = GatedCNNBlock(32)
 ref.load_state_dict(block.state_dict())
-ref.use_cpu_kernels = False
+ref.mixer = 'reference'
 x = torch.randn(2, 6, 7, 32, requires_grad=True)
 fp32_error = (block(x) - ref(x)).abs().max().item()
 with torch.autocast('cpu', dtype=torch.bfloat16):

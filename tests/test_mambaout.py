@@ -4,7 +4,7 @@ import timm
 import torch
 from timm.models.mambaout import checkpoint_filter_fn
 
-from mambaout_mm import ARCH_SETTINGS, MambaOut
+from mambaout_mm import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from mambaout_mm.checkpoint import infer_arch, timm_to_official
 from mambaout_mm.paper import paper_table
 
@@ -76,8 +76,10 @@ def test_drop_path_is_a_linear_ramp_over_all_blocks():
     assert isinstance(model.stages[0][0].drop_path, torch.nn.Identity)  # rate 0 at the first block
 
 
-def test_trunk_has_no_head():
-    trunk = MambaOut('femto', num_classes=None)
-    assert not any(k.startswith(('norm.', 'head.')) for k in trunk.state_dict())
-    with pytest.raises(RuntimeError, match='without a head'):
-        trunk(torch.randn(1, 3, 32, 32))
+def test_the_classifier_is_the_trunk_and_a_head():
+    trunk, classifier = MambaOutTrunk('femto'), MambaOut('femto')
+    head = set(classifier.state_dict()) - set(trunk.state_dict())
+    assert head and all(k.startswith(('norm.', 'head.')) for k in head)
+    trunk.load_state_dict({k: v for k, v in classifier.state_dict().items() if k not in head})
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(classifier.forward_head(trunk(x)[-1]), classifier(x))

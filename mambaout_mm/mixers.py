@@ -1,0 +1,88 @@
+"""The gated block's token mixer: its implementations, and the one place that picks one.
+
+Every implementation computes ``fc2(act(g) * cat(i, dwconv(c))) [+ shortcut]`` from a
+:class:`~mambaout_mm.mambaout.GatedCNNBlock`'s parameters and its normed input ``y`` (NHWC):
+same parameters, same function, other kernels.
+
+* ``reference``: :meth:`GatedCNNBlock.mix_reference`, the formula in eager PyTorch. Any device
+  and dtype; what tracing (FLOP counts, ONNX) and ``torch.compile`` see.
+* ``cpu_kernels``: fused oneDNN GEMMs with a written-out backward (:mod:`.cpu_kernels`), on CPUs
+  whose oneDNN runs the compute dtype, outside tracing and compilation.
+
+On a GPU ``auto`` is the formula: on an H200 it runs as fast as timm's MambaOut, and a variant
+with ``fc1`` split into a ``[g | i]`` and a ``c`` GEMM (no strided copy before the depthwise
+conv) was 1.04-1.3x slower (README, "GPU"); ``torch.compile`` of the backbone is what wins there.
+
+``auto`` (the default) takes the first of ``AUTO_ORDER`` that runs on the input. A block, a
+backbone (``mixer=...`` in a config) or the benchmark may name one instead; a named one that
+cannot run on an input raises. A new implementation is one function and one line in
+``BACKENDS``.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, NamedTuple
+
+import torch
+
+from . import cpu_kernels
+
+if TYPE_CHECKING:
+    from .mambaout import GatedCNNBlock
+
+
+def reference(block: GatedCNNBlock, y: torch.Tensor,
+              shortcut: torch.Tensor | None) -> torch.Tensor:
+    out = block.mix_reference(y)
+    return out if shortcut is None else out + shortcut
+
+
+def onednn(block: GatedCNNBlock, y: torch.Tensor,
+           shortcut: torch.Tensor | None) -> torch.Tensor:
+    dtype = cpu_kernels.compute_dtype(y)
+    weights = cpu_kernels.MixerWeights(
+        *(t.to(dtype) for t in (block.fc1.weight, block.fc1.bias, block.conv.weight,
+                                block.conv.bias, block.fc2.weight, block.fc2.bias)),
+        hidden=block.split_indices[0], n_id=block.split_indices[1], act=block.act_name)
+    if shortcut is not None and shortcut.dtype != dtype:  # fc2's epilogue adds it in ``dtype``
+        return cpu_kernels.gated_mix(y.to(dtype), None, weights) + shortcut
+    return cpu_kernels.gated_mix(y.to(dtype), shortcut, weights)
+
+
+class Backend(NamedTuple):
+    mix: Callable[[GatedCNNBlock, torch.Tensor, torch.Tensor | None], torch.Tensor]
+    runs_on: Callable[[torch.Tensor], bool]
+
+
+BACKENDS: dict[str, Backend] = {
+    'reference': Backend(reference, lambda y: True),
+    'cpu_kernels': Backend(onednn, cpu_kernels.available),
+}
+#: what ``auto`` tries, first to last
+AUTO_ORDER = ('cpu_kernels', 'reference')
+CHOICES = ('auto', *BACKENDS)
+
+
+def check_choice(choice: str) -> str:
+    if choice not in CHOICES:
+        raise ValueError(f'Unknown MambaOut mixer {choice!r}; choose one of {CHOICES}.')
+    return choice
+
+
+def select(choice: str, y: torch.Tensor) -> str:
+    """The implementation that computes the mixer on ``y``: ``choice``, or for ``'auto'`` the
+    first of ``AUTO_ORDER`` that runs on ``y``'s device and dtype in the current tracing state."""
+    if choice == 'auto':
+        return next(name for name in AUTO_ORDER if BACKENDS[name].runs_on(y))
+    if not BACKENDS[choice].runs_on(y):
+        raise RuntimeError(
+            f"The MambaOut mixer {choice!r} does not run on this input ({y.device.type}, "
+            f"{y.dtype}) in this state (tracing and torch.compile see the reference formula); "
+            "use mixer='auto' or 'reference'.")
+    return choice
+
+
+def mix(block: GatedCNNBlock, y: torch.Tensor,
+        shortcut: torch.Tensor | None = None) -> torch.Tensor:
+    """``block``'s mixer on ``y`` (plus ``shortcut`` if given), by the implementation that
+    :func:`select` picks for ``block.mixer``."""
+    return BACKENDS[select(block.mixer, y)].mix(block, y, shortcut)
