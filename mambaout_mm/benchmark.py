@@ -25,7 +25,12 @@ from torch import nn
 
 from . import compat, cpu_support
 
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+#: autocast dtype of each precision; 'fp32' is strict float32 (no TF32 on a GPU), 'tf32' float32
+#: with TF32 matrix products and convolutions (Ampere and later GPUs)
+DTYPES = {'fp32': torch.float32, 'tf32': torch.float32, 'bf16': torch.bfloat16,
+          'fp16': torch.float16}
+#: MambaOut sizes by the letter of their subject names
+SIZES = {'t': 'tiny', 's': 'small', 'b': 'base'}
 
 
 class TimmFeatures(nn.Module):
@@ -55,14 +60,9 @@ def timm_mambaout(arch: str, like: nn.Module | None = None) -> nn.Module:
     return TimmFeatures(model)
 
 
-def _mambaout(arch: str, cpu_kernels: bool = True, **kwargs) -> nn.Module:
+def _mambaout(arch: str, **kwargs) -> nn.Module:
     from .backbone import MambaOutBackbone
-    from .mambaout import GatedCNNBlock
-    model = MambaOutBackbone(arch, **kwargs)
-    for block in model.modules():
-        if isinstance(block, GatedCNNBlock):
-            block.use_cpu_kernels = cpu_kernels
-    return model
+    return MambaOutBackbone(arch, **kwargs)
 
 
 class OnnxRuntimeBackbone(nn.Module):
@@ -109,10 +109,15 @@ def _convnext_t() -> nn.Module:
 #: matching ours.
 SUBJECTS: dict[str, Callable[[], nn.Module]] = {
     'mambaout_t': lambda: _mambaout('tiny'),
+    'mambaout_s': lambda: _mambaout('small'),
+    'mambaout_b': lambda: _mambaout('base'),
     'mambaout_t_cp': lambda: _mambaout('tiny', with_cp=True),
-    'mambaout_t_ref': lambda: _mambaout('tiny', cpu_kernels=False),  # the block's plain formula
+    'mambaout_t_ref': lambda: _mambaout('tiny', mixer='reference'),  # the block's plain formula
+    'mambaout_t_compiled': lambda: torch.compile(_mambaout('tiny')),
     'mambaout_t_onnxruntime': lambda: OnnxRuntimeBackbone(_mambaout('tiny')),
     'timm_mambaout_t': lambda: timm_mambaout('tiny'),
+    'timm_mambaout_s': lambda: timm_mambaout('small'),
+    'timm_mambaout_b': lambda: timm_mambaout('base'),
     'convnext_t': _convnext_t,
     'swin_t': _swin_t,
     'resnet50': _resnet50,
@@ -141,6 +146,12 @@ class ConfigModel(nn.Module):
         # the task's classes (the RPN has one, the box, mask and decode heads have all)
         self.num_classes = max(m.num_classes for m in self.model.modules()
                                if isinstance(getattr(m, 'num_classes', None), int))
+
+    def to(self, *args, **kwargs) -> ConfigModel:
+        """Through mmengine's ``BaseModel.to``, which also tells the data preprocessor its device
+        (``nn.Module.to`` moves the tensors alone)."""
+        self.model.to(*args, **kwargs)
+        return self
 
     def batch(self, shape: list[int], training: bool) -> dict:
         """Seeded random images with boxes and masks (detection) or label maps, preprocessed."""
@@ -186,7 +197,7 @@ def build_subjects(names: list[str]) -> dict[str, nn.Module]:
             models[name] = ConfigModel(name)
         elif name.startswith('timm_mambaout_'):
             ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
-            models[name] = timm_mambaout({'t': 'tiny'}[name.rsplit('_', 1)[1]], like=ours)
+            models[name] = timm_mambaout(SIZES[name.rsplit('_', 1)[1]], like=ours)
         elif name.endswith('_onnxruntime'):
             ours = models.get(name[:-len('_onnxruntime')])
             models[name] = OnnxRuntimeBackbone(ours) if ours is not None else SUBJECTS[name]()
@@ -205,15 +216,31 @@ def feature_agreement(ours: nn.Module, timm_features: TimmFeatures, x: torch.Ten
 
 
 def default_dtypes(device: str) -> list[str]:
-    """fp32, and bf16 where the device computes it natively (emulated bf16 is no benchmark)."""
-    native = cpu_support.bf16_native() if device == 'cpu' else torch.cuda.is_bf16_supported()
-    return ['fp32', 'bf16'] if native else ['fp32']
+    """fp32, and bf16 where the device computes it natively (emulated bf16 is no benchmark);
+    on a GPU also TF32 and fp16 (the paper's training precision)."""
+    if device == 'cuda':
+        return ['fp32', 'tf32', 'fp16'] + (['bf16'] if torch.cuda.is_bf16_supported() else [])
+    return ['fp32', 'bf16'] if cpu_support.bf16_native() else ['fp32']
 
 
+@contextlib.contextmanager
 def autocast(device: str, dtype: str):
-    if dtype == 'fp32':
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=DTYPES[dtype])
+    """Autocast to ``dtype``; on a GPU also TF32 on for 'tf32' only (torch's default lets cuDNN
+    use TF32 in float32 convolutions: 'fp32' turns that off)."""
+    if device != 'cuda' and dtype == 'tf32':
+        raise ValueError('tf32 is a GPU precision; use fp32 on a CPU.')
+    if device == 'cuda':
+        flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = dtype == 'tf32'
+    try:
+        if dtype in ('fp32', 'tf32'):
+            yield
+        else:
+            with torch.autocast(device_type=device, dtype=DTYPES[dtype]):
+                yield
+    finally:
+        if device == 'cuda':
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
 
 
 def default_shape(names: list[str]) -> list[int]:
@@ -252,7 +279,8 @@ def training_step(model: nn.Module, loss: Callable[[], torch.Tensor], device: st
     scaler = compat.grad_scaler(device, enabled=dtype == 'fp16')
 
     def step() -> None:
-        scaler.scale(loss()).backward()
+        with autocast(device, 'tf32' if dtype == 'tf32' else 'fp32'):  # the backward's TF32
+            scaler.scale(loss()).backward()
         scaler.step(optimizer)
         scaler.update()
         optimizer.zero_grad(set_to_none=True)
@@ -331,6 +359,18 @@ def _vm_kb(field_name: str) -> int:
     raise RuntimeError(f'{field_name} not in /proc/self/status')
 
 
+def cuda_peak_memory(step: Callable[[], None]) -> float:
+    """Peak CUDA memory (MB) that one more run of a warmed-up ``step`` allocates beyond what is
+    held before it (the caching allocator's statistics are exact, so no fresh process is
+    needed)."""
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    step()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+
+
 def peak_memory_here(name: str, mode: str, dtype: str, shape: list[int], device: str) -> float:
     """Peak memory (MB) of one step of ``name``, measured in this process after a warm-up."""
     model = build_subjects([name])[name].to(device)
@@ -338,12 +378,7 @@ def peak_memory_here(name: str, mode: str, dtype: str, shape: list[int], device:
     step = make_step(model, x, mode, dtype)
     step()
     if device == 'cuda':
-        torch.cuda.synchronize()
-        base = torch.cuda.memory_allocated()
-        torch.cuda.reset_peak_memory_stats()
-        step()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - base) / 2 ** 20
+        return cuda_peak_memory(step)
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')  # reset the peak resident set size (VmHWM)
     base = _vm_kb('VmRSS')
@@ -364,25 +399,37 @@ def peak_memory(name: str, mode: str, dtype: str, shape: list[int], device: str)
 
 def run_benchmark(names: list[str], shape: list[int], modes: list[str], dtypes: list[str],
                   device: str = 'cpu', warmup: int = 2, repeats: int = 5,
-                  compile: bool = False, memory: bool = True) -> list[Timing]:
-    """Time every subject in every mode and dtype; optionally measure peak memory."""
-    models = {name: m.to(device) for name, m in build_subjects(names).items()}
+                  compile: bool = False, memory: bool = True, channels_last: bool = False,
+                  profile: Callable[[str, str, str, Callable[[], None]], None] | None = None
+                  ) -> list[Timing]:
+    """Time every subject in every mode and dtype; optionally measure peak memory (in a fresh
+    process per subject on a CPU, in this one on a GPU) and hand each warmed-up step to
+    ``profile(name, mode, dtype, step)``."""
+    gpu_only = {'fp16', 'tf32'} & set(dtypes) if device != 'cuda' else set()
+    if gpu_only:
+        raise ValueError(f'{sorted(gpu_only)} run on a GPU only (fp16 needs a loss scale and is '
+                         'slow on CPUs; TF32 is a GPU format); use fp32 or bf16 on a CPU.')
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    models = {name: m.to(device, memory_format=fmt) for name, m in build_subjects(names).items()}
     if compile:
         models = {name: torch.compile(m) for name, m in models.items()}
-    x = torch.randn(*shape, device=device, generator=None)
-    results = []
+    x = torch.randn(*shape, device=device).contiguous(memory_format=fmt)
+    results, profiled = [], []
     for mode in modes:
         for dtype in dtypes:
-            if dtype == 'fp16' and device != 'cuda':
-                continue
             steps = {name: make_step(m, x, mode, dtype) for name, m in models.items()
                      if getattr(m, 'trains', True) or (mode, dtype) == ('infer', 'fp32')}
             times = time_interleaved(steps, device, warmup, repeats)
-            for name in steps:
+            for name, step in steps.items():
                 timing = Timing(name, mode, dtype, times[name])
-                if memory and not compile:
+                if memory and device == 'cuda':
+                    timing.peak_mem_mb = cuda_peak_memory(step)
+                elif memory and not compile:
                     timing.peak_mem_mb = peak_memory(name, mode, dtype, shape, device)
                 results.append(timing)
+                profiled.append((name, mode, dtype, step))
+    for args in profiled if profile is not None else []:  # after all timing: a profiler
+        profile(*args)                                     # slows the kernel launches after it
     return results
 
 

@@ -22,10 +22,15 @@ def test_timm_subject_runs_with_our_weights():
 
 def test_reference_subject_runs_the_plain_formula():
     models = build_subjects(['mambaout_t', 'mambaout_t_ref'])
-    flags = {name: [b.use_cpu_kernels for b in m.modules() if isinstance(b, GatedCNNBlock)]
-             for name, m in models.items()}
-    assert len(flags['mambaout_t_ref']) == 18
-    assert all(flags['mambaout_t']) and not any(flags['mambaout_t_ref'])
+    mixers = {name: {b.mixer for b in m.modules() if isinstance(b, GatedCNNBlock)}
+              for name, m in models.items()}
+    assert mixers == {'mambaout_t': {'auto'}, 'mambaout_t_ref': {'reference'}}
+
+
+@pytest.mark.parametrize('dtype', ['fp16', 'tf32'])
+def test_gpu_precisions_asked_for_on_a_cpu_are_refused(dtype):
+    with pytest.raises(ValueError, match=f"'{dtype}'.*GPU only"):
+        run_benchmark(['mambaout_t'], [1, 3, 32, 32], ['infer'], ['fp32', dtype])
 
 
 def test_bf16_is_benchmarked_by_default_only_where_it_is_native(monkeypatch):
@@ -37,12 +42,11 @@ def test_bf16_is_benchmarked_by_default_only_where_it_is_native(monkeypatch):
 def test_rows_hold_every_subject_mode_and_dtype():
     dtypes = default_dtypes('cpu')  # bf16 where it is native: emulated it takes minutes here
     results = run_benchmark(['mambaout_t', 'timm_mambaout_t'], [1, 3, 64, 64],
-                            ['infer', 'train'], dtypes + ['fp16'], warmup=1, repeats=2,
-                            memory=False)
+                            ['infer', 'train'], dtypes, warmup=1, repeats=2, memory=False)
     rows = to_rows(results, batch=1)
     assert {(r['subject'], r['mode'], r['dtype']) for r in rows} == {
         (s, m, d) for s in ('mambaout_t', 'timm_mambaout_t') for m in ('infer', 'train')
-        for d in dtypes}  # fp16 is skipped without a GPU
+        for d in dtypes}
     for r in rows:
         assert r['repeats'] == 2 and r['median_s'] > 0
         if r['subject'] == 'mambaout_t':

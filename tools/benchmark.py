@@ -1,8 +1,8 @@
 """Speed and memory of our MambaOut backbone beside timm's MambaOut, ConvNeXt-T, Swin-T, ResNet-50.
 
     python tools/benchmark.py [--subjects mambaout_t timm_mambaout_t ...] [--shape N C H W]
-        [--modes infer train] [--dtypes fp32 bf16] [--repeats 5] [--compile]
-        [--json FILE] [--markdown FILE] [--plot FILE.png]
+        [--modes infer train] [--dtypes fp32 tf32 fp16 bf16] [--repeats 5] [--compile]
+        [--channels-last] [--json FILE] [--markdown FILE] [--plot FILE.png] [--profile FILE]
     python tools/benchmark.py --subjects configs/mask_rcnn/mambaout_tiny_1x.py \
         mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py ...
 
@@ -10,7 +10,9 @@ Same input for all, interleaved runs, median and spread, ratios to the first sub
 per subject in a fresh process. Subjects are backbones or configs (whole detectors/segmentors on
 synthetic annotated images). Default input: 2x3x512x512 (segmentation crops) for backbones and
 segmentors, 1x3x800x1280 when a detector is among the subjects; fp32, and bf16 where the GPU or
-the CPU computes it natively (bf16 asked for on another CPU runs emulated, and the header says so).
+the CPU computes it natively (bf16 asked for on another CPU runs emulated, and the header says so);
+on a GPU also fp16 and tf32 ('fp32' there is strict float32: TF32 off for cuDNN too). The header
+names the machine (CPU and ISA, or GPU, driver, CUDA and cuDNN), torch, memory format and compile.
 ``mambaout_t_onnxruntime``: our backbone (same weights) exported to ONNX and run by ONNX Runtime on
 the CPU; it is timed for fp32 inference only.
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+
 import torch
 
 from mambaout_mm import cpu_support
@@ -36,13 +40,17 @@ def parse_args() -> argparse.Namespace:
                              '2 3 512 512')
     parser.add_argument('--modes', nargs='+', choices=['infer', 'train'],
                         default=['infer', 'train'])
-    parser.add_argument('--dtypes', nargs='+', choices=['fp32', 'bf16', 'fp16'],
-                        help='default: fp32, and bf16 where it is native; fp16 runs on a GPU '
-                             'only')
+    parser.add_argument('--dtypes', nargs='+', choices=['fp32', 'tf32', 'fp16', 'bf16'],
+                        help='default: fp32, and bf16 where it is native; on a GPU also tf32 '
+                             'and fp16 (GPU only)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--compile', action='store_true', help='torch.compile every subject')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='models and input in channels-last memory format')
+    parser.add_argument('--profile', help='write the 15 costliest kernels of each timed step '
+                                          '(torch.profiler) to this text file')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory probes')
     parser.add_argument('--json', help='write the rows and the machine to this JSON file')
     parser.add_argument('--markdown', help='write the markdown table to this file')
@@ -52,8 +60,39 @@ def parse_args() -> argparse.Namespace:
 
 def machine(device: str) -> str:
     if device == 'cuda':
-        return torch.cuda.get_device_name()
+        query = ['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader']
+        driver = subprocess.run(query, capture_output=True, text=True,
+                                check=False).stdout.split('\n')[0]
+        return (f'{torch.cuda.get_device_name()}, driver {driver or "unknown"}, CUDA '
+                f'{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}')
     return f'{cpu_support.describe()}, {torch.get_num_threads()} threads'
+
+
+class Profiler:
+    """Collects the costliest kernels of one run of each warmed-up step into a text report."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.sections: list[str] = []
+
+    def __call__(self, name: str, mode: str, dtype: str, step) -> None:
+        from torch.profiler import ProfilerActivity, profile
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA]
+                                               if self.device == 'cuda' else [])
+        with profile(activities=activities) as prof:
+            step()
+            if self.device == 'cuda':
+                torch.cuda.synchronize()
+        from torch.autograd.profiler_util import FunctionEventAvg
+        key = 'self_cpu_time_total' if self.device != 'cuda' else (
+            'self_device_time_total' if hasattr(FunctionEventAvg(), 'self_device_time_total')
+            else 'self_cuda_time_total')  # torch < 2.4
+        table = prof.key_averages().table(sort_by=key, row_limit=15, max_name_column_width=60)
+        self.sections.append(f'## {name} {mode} {dtype}\n{table}')
+
+    def write(self, path: str, header: str) -> None:
+        with open(path, 'w') as f:
+            f.write(header + '\n\n' + '\n\n'.join(self.sections) + '\n')
 
 
 def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
@@ -97,16 +136,21 @@ def main() -> None:
         diff = feature_agreement(models['mambaout_t'], models['timm_mambaout_t'],
                                  torch.randn(*args.shape))
         print(f'timm_mambaout_t has our weights: stage features differ by at most {diff:.1e}')
+    profiler = Profiler(args.device) if args.profile else None
     results = run_benchmark(args.subjects, args.shape, args.modes, args.dtypes, args.device,
-                            args.warmup, args.repeats, args.compile, not args.no_memory)
+                            args.warmup, args.repeats, args.compile, not args.no_memory,
+                            args.channels_last, profiler)
     rows = to_rows(results, args.shape[0])
     table = markdown(rows, args.subjects[0])
-    header = (f'{machine(args.device)}; input {"x".join(map(str, args.shape))}; {args.repeats} interleaved '
-              f'runs after {args.warmup} warm-up; torch {torch.__version__}'
-              f'{"; torch.compile" if args.compile else ""}')
+    header = (f'{machine(args.device)}; input {"x".join(map(str, args.shape))}; '
+              f'{args.repeats} interleaved runs after {args.warmup} warm-up; torch '
+              f'{torch.__version__}; {"channels-last" if args.channels_last else "contiguous"} '
+              f'memory format; {"torch.compile" if args.compile else "eager"}')
     if args.device == 'cpu' and 'bf16' in args.dtypes and not cpu_support.bf16_native():
         header += f'; bf16 emulated ({cpu_support.why_no_native_bf16()})'
     print(header + '\n\n' + table)
+    if profiler is not None:
+        profiler.write(args.profile, header)
     if args.markdown:
         with open(args.markdown, 'w') as f:
             f.write(header + '\n\n' + table + '\n')
