@@ -1,4 +1,5 @@
 # Two entry points for a new user: `make quickstart` and `make test`. Both set up .venv first.
+# `make test-gpu` runs the GPU check suite (tests marked `gpu`) where torch sees a GPU.
 # `make test-oldest` runs the suite on the oldest supported stack (torch 2.1.2) in .venv-oldest.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,18 +7,22 @@ PYTEST_ARGS ?= -q
 OLDEST_VENV ?= .venv-oldest
 OLDEST_TORCH ?= 2.1.2
 
-.PHONY: env test test-oldest quickstart quickstart-seg
+.PHONY: env test test-gpu test-oldest quickstart quickstart-seg
 
 env:
 	VENV=$(VENV) bash tools/setup_env.sh
 
 test: env
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not gpu" $(PYTEST_ARGS)
+
+# Needs mmcv with CUDA ops (tools/setup_env.sh builds them where torch sees a GPU).
+test-gpu: env
+	$(PY) -m pytest tests -m gpu $(PYTEST_ARGS)
 
 # Deselected there: `slow` (Params/MACs, unchanged by the stack) and `safe_globals` (torch >= 2.4).
 test-oldest:
 	VENV=$(OLDEST_VENV) TORCH=$(OLDEST_TORCH) bash tools/setup_env.sh
-	$(OLDEST_VENV)/bin/python -m pytest tests -m "not slow and not safe_globals" $(PYTEST_ARGS)
+	$(OLDEST_VENV)/bin/python -m pytest tests -m "not slow and not safe_globals and not gpu" $(PYTEST_ARGS)
 
 quickstart: env
 	PYTHON=$(PY) bash tools/quickstart.sh det

@@ -1,20 +1,21 @@
 """MambaOut backbones for mmdetection and mmsegmentation.
 
 Importing the package registers ``MambaOutBackbone`` in mmengine's root ``MODELS`` registry (which
-mmdet's and mmseg's configs search), ``CPUAutocastOptimWrapper`` in ``OPTIM_WRAPPERS`` and
-``MambaOutLearningRateDecay`` in ``OPTIM_WRAPPER_CONSTRUCTORS``, and lets
-mmengine checkpoints load under torch's safe unpickler. It imports neither mmdet nor mmseg.
+mmdet's and mmseg's configs search), ``CPUAutocastOptimWrapper`` in ``OPTIM_WRAPPERS``,
+``MambaOutLearningRateDecay`` in ``OPTIM_WRAPPER_CONSTRUCTORS`` and ``LossScaleHook`` in ``HOOKS``,
+and lets mmengine checkpoints load under torch's safe unpickler. It imports neither mmdet nor mmseg.
 """
 from .amp import CPUAutocastOptimWrapper
 from .backbone import MambaOutBackbone
 from .checkpoint import CheckpointMismatchError, load_mambaout_weights
-from .mambaout import ARCH_SETTINGS, MambaOut
+from .hooks import LossScaleHook
+from .mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from .optim import MambaOutLearningRateDecay
 from .safe_load import allow_mmengine_checkpoints
 from .version import __version__
 
 allow_mmengine_checkpoints()
 
-__all__ = ['ARCH_SETTINGS', 'CheckpointMismatchError', 'CPUAutocastOptimWrapper', 'MambaOut',
-           'MambaOutBackbone', 'MambaOutLearningRateDecay', 'load_mambaout_weights',
-           '__version__']
+__all__ = ['ARCH_SETTINGS', 'CheckpointMismatchError', 'CPUAutocastOptimWrapper', 'LossScaleHook',
+           'MambaOut', 'MambaOutBackbone', 'MambaOutLearningRateDecay', 'MambaOutTrunk',
+           'load_mambaout_weights', '__version__']

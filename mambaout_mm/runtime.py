@@ -191,6 +191,9 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
                 wrapper.pop(key, None)
             wrapper.type = 'AmpOptimWrapper'
             wrapper.setdefault('loss_scale', 'dynamic')
+        hooks = list(cfg.get('custom_hooks', []))
+        if not any(h.get('type') == 'LossScaleHook' for h in hooks):
+            cfg.custom_hooks = [*hooks, dict(type='LossScaleHook')]  # the scale in the log
         if wrapper.get('dtype') not in (None, 'float16', torch.float16):
             return f'{wrapper.dtype} autocast, as the config says (AmpOptimWrapper)'
         return 'fp16 autocast with a dynamic loss scale (AmpOptimWrapper)'

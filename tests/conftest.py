@@ -9,6 +9,24 @@ import torch
 from mambaout_mm import MambaOut
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """``gpu`` tests are deselected, and reported so, where torch sees no CUDA device."""
+    if torch.cuda.is_available():
+        return
+    gpu = [item for item in items if item.get_closest_marker('gpu')]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker('gpu')]
+        config._mambaout_gpu_deselected = len(gpu)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    count = getattr(config, '_mambaout_gpu_deselected', 0)
+    if count:
+        terminalreporter.write_line(f'{count} GPU tests deselected, not run: torch sees no CUDA '
+                                    'device (run them with `make test-gpu` on a GPU machine).')
+
+
 def randomize_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every parameter random values at the scale of a trained model (weights ~ N(0, .02),
     norm scales ~ 1, biases ~ 0, each perturbed), so that loads are observable and activations

@@ -112,6 +112,9 @@ def test_amp_is_fp16_on_a_gpu_and_bfloat16_only_on_a_cpu_that_has_it(monkeypatch
     assert ('loss_scale' in cfg.optim_wrapper) == has_gpu
     if has_gpu:
         assert 'fp16' in chosen and cfg.optim_wrapper.loss_scale == 'dynamic'
+        assert [h.type for h in cfg.custom_hooks] == ['LossScaleHook']
+        setup_amp(cfg, requested=True)
+        assert len(cfg.custom_hooks) == 1, 'the loss-scale hook was added twice'
     elif bf16_native:
         assert 'bfloat16 autocast of backbone, neck' in chosen
         assert cfg.optim_wrapper.modules == ['backbone', 'neck']

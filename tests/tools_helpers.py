@@ -18,9 +18,11 @@ IN_PROCESS_LOADERS = [f'{split}_dataloader.{key}'
 
 
 def run_tool(*args: str, check: bool = True, timeout: float = 600,
-             cwd: Path = REPO) -> subprocess.CompletedProcess:
-    """``python tools/<args>``; on an unexpected exit code the output is in the assertion."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1', **CPU_ONLY)
+             cwd: Path = REPO, gpu: bool = False) -> subprocess.CompletedProcess:
+    """``python tools/<args>`` (GPUs hidden unless ``gpu``); on an unexpected exit code the
+    output is in the assertion."""
+    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1',
+               **({} if gpu else CPU_ONLY))
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
     if check and proc.returncode != 0:
