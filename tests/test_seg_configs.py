@@ -69,7 +69,7 @@ def test_table3_config_carries_the_paper_setup(size):
     assert optim.optimizer.type == 'AdamW' and optim.optimizer.lr == 1e-4
     assert optim.paramwise_cfg == dict(norm_decay_mult=0., bias_decay_mult=0.)
     assert 'constructor' not in optim  # no layer-wise lr decay
-    assert cfg.train_dataloader.batch_size * 4 == 16
+    assert cfg.train_dataloader.batch_size * 4 == 16 == cfg.auto_scale_lr.base_batch_size
 
     assert cfg.tta_model.type == 'SegTTAModel'
     resizes, flips = cfg.tta_pipeline[1].transforms[:2]

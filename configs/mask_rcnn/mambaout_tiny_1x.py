@@ -26,9 +26,12 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     neck=dict(in_channels=[96, 192, 384, 576]))
 
-# 4 GPUs x 4 images = 16; auto_scale_lr keeps lr 1e-4 per 16 images on other GPU counts.
+# 4 GPUs x 4 images = 16; --auto-scale-lr keeps lr 1e-4 per 16 images where the total batch
+# differs (8 GPUs x 2 and 16 x 1 keep 16 and need it not).
 train_dataloader = dict(batch_size=4, num_workers=4)
 auto_scale_lr = dict(enable=False, base_batch_size=16)
+# a checkpoint per epoch with AdamW states: keep the last 3
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=3))
 
 max_epochs = 12
 train_cfg = dict(max_epochs=max_epochs)

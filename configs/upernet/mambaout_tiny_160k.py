@@ -28,7 +28,12 @@ model = dict(
     decode_head=dict(in_channels=[96, 192, 384, 576], num_classes=150),
     auxiliary_head=dict(in_channels=384, num_classes=150))
 
-train_dataloader = dict(batch_size=4, num_workers=4)  # 4 GPUs x 4 = 16
+# 4 GPUs x 4 = 16; --auto-scale-lr keeps lr 1e-4 per 16 images where the total batch differs
+# (8 GPUs x 2 and 16 x 1 keep 16 and need it not).
+train_dataloader = dict(batch_size=4, num_workers=4)
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+# 10 checkpoints of 160k iterations with AdamW states: keep the last 3
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=3))
 
 # AdamW lr 1e-4 (the authors, all sizes), no layer-wise decay, no decay on norms and biases.
 # Weight decay is not in the paper: 0.01 is the value of the Swin UperNet configs the authors
