@@ -1,4 +1,6 @@
 # Two entry points for a new user: `make quickstart` and `make test`. Both set up .venv first.
+# `make test-slow` runs the tests of minutes each (marked `slow`: Params/MACs of the paper's models,
+# FP16 training numerics at the paper's sizes) that `make test` leaves out.
 # `make test-gpu` runs the GPU check suite (tests marked `gpu`) where torch sees a GPU.
 # `make test-oldest` runs the suite on the oldest supported stack (torch 2.1.2) in .venv-oldest.
 VENV ?= .venv
@@ -7,22 +9,26 @@ PYTEST_ARGS ?= -q
 OLDEST_VENV ?= .venv-oldest
 OLDEST_TORCH ?= 2.1.2
 
-.PHONY: env test test-gpu test-oldest quickstart quickstart-seg
+.PHONY: env test test-slow test-gpu test-oldest quickstart quickstart-seg
 
 env:
 	VENV=$(VENV) bash tools/setup_env.sh
 
 test: env
-	$(PY) -m pytest tests -m "not gpu" $(PYTEST_ARGS)
+	$(PY) -m pytest tests -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-slow: env
+	$(PY) -m pytest tests -m "slow and not gpu" $(PYTEST_ARGS)
 
 # Needs mmcv with CUDA ops (tools/setup_env.sh builds them where torch sees a GPU).
 test-gpu: env
 	$(PY) -m pytest tests -m gpu $(PYTEST_ARGS)
 
-# Deselected there: `slow` (Params/MACs, unchanged by the stack) and `safe_globals` (torch >= 2.4).
+# Deselected there: `slow` (Params/MACs, unchanged by the stack), `safe_globals` (torch >= 2.4),
+# `cpu_grad_scaler` (torch >= 2.3).
 test-oldest:
 	VENV=$(OLDEST_VENV) TORCH=$(OLDEST_TORCH) bash tools/setup_env.sh
-	$(OLDEST_VENV)/bin/python -m pytest tests -m "not slow and not safe_globals and not gpu" $(PYTEST_ARGS)
+	$(OLDEST_VENV)/bin/python -m pytest tests -m "not slow and not safe_globals and not cpu_grad_scaler and not gpu" $(PYTEST_ARGS)
 
 quickstart: env
 	PYTHON=$(PY) bash tools/quickstart.sh det

@@ -21,8 +21,13 @@ def is_compiling() -> bool:
     return dynamo.is_compiling()
 
 
-def grad_scaler(device: str, enabled: bool):
+def function_mode_active() -> bool:
+    """Whether a ``TorchFunctionMode`` intercepts torch functions here (torch >= 2.0)."""
+    return torch._C._is_torch_function_mode_enabled()
+
+
+def grad_scaler(device: str, enabled: bool, init_scale: float = 2.0 ** 16):
     """A loss scaler for ``device`` (``torch.amp.GradScaler`` since torch 2.3)."""
     if hasattr(torch.amp, 'GradScaler'):
-        return torch.amp.GradScaler(device, enabled=enabled)
-    return torch.cuda.amp.GradScaler(enabled=enabled and device == 'cuda')
+        return torch.amp.GradScaler(device, init_scale=init_scale, enabled=enabled)
+    return torch.cuda.amp.GradScaler(init_scale=init_scale, enabled=enabled and device == 'cuda')

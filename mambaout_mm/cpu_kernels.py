@@ -54,11 +54,12 @@ class MixerWeights(NamedTuple):
 def available(x: torch.Tensor) -> bool:
     """Whether :func:`gated_mix` runs on ``x``'s device and compute dtype on this CPU.
 
-    Not while tracing (FLOP counters, TorchScript) or under ``torch.compile``: those see the
-    reference formula, which they can count and fuse.
+    Not while tracing (FLOP counters, TorchScript), under ``torch.compile`` or under a torch
+    function mode (e.g. :mod:`.fp16_emulation`): those see the reference formula, whose
+    functions they count, fuse or recast.
     """
     return (x.device.type == 'cpu' and not torch.jit.is_tracing() and not compat.is_compiling()
-            and runs_in(compute_dtype(x)))
+            and not compat.function_mode_active() and runs_in(compute_dtype(x)))
 
 
 def compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -8,8 +8,8 @@ from mambaout_mm import CheckpointMismatchError, MambaOut, MambaOutBackbone
 from mambaout_mm.checkpoint import to_official_layout
 from mambaout_mm.convert import (convert_checkpoint, default_target, to_backbone_checkpoint,
                                  to_official_classifier)
+from mambaout_mm.testing import randomize_
 
-from .conftest import randomize_
 from .tools_helpers import run_tool, tool
 
 TRUNK = ('downsample_layers.', 'stages.')

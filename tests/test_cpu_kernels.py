@@ -11,8 +11,7 @@ import torch
 from mambaout_mm import cpu_kernels, cpu_support
 from mambaout_mm.backbone import MambaOutBackbone
 from mambaout_mm.mambaout import GatedCNNBlock
-
-from .conftest import randomize_
+from mambaout_mm.testing import randomize_
 
 #: where the kernels run at all: torch 2.1's oneDNN linear-pointwise op gives other results (the
 #: probe measures 0.16 relative error), and the blocks run their reference formula there

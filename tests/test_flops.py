@@ -1,7 +1,7 @@
 """tools/get_flops.py reproduces the Params and MACs columns of Tables 2 and 3 (within 1%).
 
 Counting a full-size model at the paper's input size is CPU work of tens of seconds each; the six
-figures together are marked slow: run them with `make test PYTEST_ARGS="-m slow"`.
+figures together are marked slow: `make test-slow` runs them.
 """
 import pytest
 

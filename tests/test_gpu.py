@@ -19,8 +19,8 @@ import torch
 
 from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
+from mambaout_mm.testing import randomize_
 
-from .conftest import randomize_
 from .tools_helpers import checkpoint_meta, config, run_tool, tool
 
 pytestmark = pytest.mark.gpu

@@ -7,8 +7,7 @@ from timm.models.mambaout import checkpoint_filter_fn
 from mambaout_mm import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from mambaout_mm.checkpoint import infer_arch, timm_to_official
 from mambaout_mm.paper import paper_table
-
-from .conftest import randomize_
+from mambaout_mm.testing import randomize_
 
 OFFICIAL = ('femto', 'kobe', 'tiny', 'small', 'base')
 

@@ -1,0 +1,62 @@
+"""Where FP16 training comes close to float16's range (65504): the largest magnitudes at the sites
+known to overflow, in one training step under CUDA's FP16 autocast policy (emulated on a CPU,
+``mambaout_mm.fp16_emulation``), random inputs with annotations, batch of the given shape.
+
+    python tools/fp16_ranges.py CONFIG [--shape N C H W] [--weights init|trained-scale]
+
+Sites: each stage's residual stream (block outputs; float32 on a GPU, since the LayerNorms
+return float32 and the shortcut adds to it), each stage's gate product act(g) * [i, conv(c)]
+(the input of fc2, float16), the backbone's output norms, and the heads (mask head for Mask R-CNN,
+decode head for UperNet). ``trained-scale`` perturbs every weight as trained ones are spread
+(``mambaout_mm.testing.randomize_``); ``init`` is the backbone's initialisation.
+"""
+import argparse
+
+import torch
+
+from mambaout_mm.benchmark import ConfigModel, default_shape
+from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
+from mambaout_mm.mambaout import GatedCNNBlock
+from mambaout_mm.testing import randomize_
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('config')
+    parser.add_argument('--shape', type=int, nargs=4, metavar=('N', 'C', 'H', 'W'))
+    parser.add_argument('--weights', choices=['init', 'trained-scale'], default='init')
+    args = parser.parse_args()
+    shape = args.shape or default_shape([args.config])
+    torch.manual_seed(0)
+    model = ConfigModel(args.config)
+    net = model.model.train()
+    backbone = net.backbone
+    if args.weights == 'trained-scale':
+        randomize_(backbone)
+    stages = {f'stage {i} residual': [stage] for i, stage in enumerate(backbone.stages)}
+    gates = {f'stage {i} gate product': [b.fc2 for b in stage if isinstance(b, GatedCNNBlock)]
+             for i, stage in enumerate(backbone.stages)}
+    heads = {name: [getattr(backbone, name)] for name in dir(backbone)
+             if name.startswith('norm') and name[4:].isdigit()}
+    for path in ('roi_head.mask_head', 'decode_head', 'auxiliary_head', 'neck'):
+        module = net
+        for part in path.split('.'):
+            module = getattr(module, part, None)
+        if module is not None:
+            heads[path] = [module]
+    data = model.batch(shape, training=True)
+    with gpu_fp16_autocast() as mode, largest_values({**stages, **heads}) as outs, \
+            largest_values(gates, inputs=True) as ins:
+        loss = net.parse_losses(net(**data, mode='loss'))[0]
+    (loss * 2.0 ** 16).backward()  # AmpOptimWrapper's initial scale
+    grads = max(p.grad.abs().max().item() for p in net.parameters() if p.grad is not None)
+    print(f'{args.config}, {"x".join(map(str, shape))}, {args.weights} weights: loss '
+          f'{loss.item():.3f}, {mode.overflows} fp16 overflows in the forward, largest fp16 '
+          f'result {mode.max_abs:.4g}, largest scaled gradient {grads:.4g}')
+    print('| site | max abs |\n|---|---|')
+    for name, value in {**outs, **ins}.items():
+        print(f'| {name} | {value:.4g} |')
+
+
+if __name__ == '__main__':
+    main()
