@@ -6,9 +6,9 @@ known to overflow, in one training step under CUDA's FP16 autocast policy (emula
 
 Sites: each stage's residual stream (block outputs; float32 on a GPU, since the LayerNorms
 return float32 and the shortcut adds to it), each stage's gate product act(g) * [i, conv(c)]
-(the input of fc2, float16), the backbone's output norms, and the heads (mask head for Mask R-CNN,
-decode head for UperNet). ``trained-scale`` perturbs every weight as trained ones are spread
-(``mambaout_mm.testing.randomize_``); ``init`` is the backbone's initialisation.
+(the input of fc2, float16), the backbone's output norms, the neck and the heads (the mask head
+of Mask R-CNN, the decode heads' last layers of UperNet). ``trained-scale`` spreads the backbone's
+weights as trained ones are (``mambaout_mm.testing.randomize_``); ``init`` is its initialisation.
 """
 import argparse
 
@@ -38,7 +38,9 @@ def main() -> None:
              for i, stage in enumerate(backbone.stages)}
     heads = {name: [getattr(backbone, name)] for name in dir(backbone)
              if name.startswith('norm') and name[4:].isdigit()}
-    for path in ('roi_head.mask_head', 'decode_head', 'auxiliary_head', 'neck'):
+    # the heads' last layers (mmseg's heads run forward() directly, which hooks do not see)
+    for path in ('neck', 'roi_head.mask_head', 'decode_head.fpn_bottleneck', 'decode_head.conv_seg',
+                 'auxiliary_head.conv_seg'):
         module = net
         for part in path.split('.'):
             module = getattr(module, part, None)
