@@ -52,8 +52,8 @@ def _cast(tree: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
 class GpuFp16Autocast(TorchFunctionMode):
     """CUDA's FP16 autocast policy for torch functions, on a CPU (see the module docstring).
 
-    Also counts, per call site kind, the largest magnitude seen in fp16 results and whether any
-    overflowed (``max_abs``, ``overflows``), for reports on where FP16 comes close to its range.
+    Also records the largest finite magnitude among the fp16 results (``max_abs``) and how many
+    of their values overflowed to inf or NaN (``overflows``).
     """
 
     def __init__(self) -> None:
