@@ -427,9 +427,10 @@ def run_benchmark(names: list[str], shape: list[int], modes: list[str], dtypes: 
                 elif memory and not compile:
                     timing.peak_mem_mb = peak_memory(name, mode, dtype, shape, device)
                 results.append(timing)
-                profiled.append((name, mode, dtype, step))
-    for args in profiled if profile is not None else []:  # after all timing: a profiler
-        profile(*args)                                     # slows the kernel launches after it
+                if profile is not None:
+                    profiled.append((name, mode, dtype, step))
+    for args in profiled:  # after all timing: a profiler slows the kernel launches after it
+        profile(*args)
     return results
 
 
