@@ -41,19 +41,24 @@ def trained(workspace) -> Path:
     return workspace / 'work_dirs' / 'full'
 
 
-def test_train_then_test_with_predictions_drawn(workspace, trained):
-    meta = checkpoint_meta(trained / 'epoch_3.pth')
-    assert (meta['epoch'], meta['iter']) == (3, 6)
-
+@pytest.fixture(scope='module')
+def tested(workspace, trained) -> Path:
+    """tools/test.py on the last checkpoint, saving predictions and drawing them."""
     run_tool(tool('test.py'), CONFIG, str(trained / 'epoch_3.pth'), '--work-dir',
              'work_dirs/test', '--out', 'work_dirs/test/preds.pkl', '--show-dir', 'vis',
              '--cfg-options', *FAST, cwd=workspace)
-    result = json.loads((workspace / 'work_dirs/test/test_metrics.json').read_text())
+    return workspace / 'work_dirs' / 'test'
+
+
+def test_train_then_test_with_predictions_drawn(trained, tested):
+    meta = checkpoint_meta(trained / 'epoch_3.pth')
+    assert (meta['epoch'], meta['iter']) == (3, 6)
+    result = json.loads((tested / 'test_metrics.json').read_text())
     assert {'coco/bbox_mAP', 'coco/segm_mAP'} <= set(result['metrics'])
     assert all(0 <= result['metrics'][k] <= 1 for k in ('coco/bbox_mAP', 'coco/segm_mAP'))
-    with open(workspace / 'work_dirs/test/preds.pkl', 'rb') as f:
+    with open(tested / 'preds.pkl', 'rb') as f:
         assert len(pickle.load(f)) == 4
-    assert len(list((workspace / 'work_dirs/test').glob('*/vis/*.jpg'))) == 4
+    assert len(list(tested.glob('*/vis/*.jpg'))) == 4
 
 
 def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):
@@ -120,13 +125,10 @@ def test_a_gpu_run_without_a_gpu_stops_and_says_why(tmp_path, args):
             else 'is a CPU-only build') in proc.stderr
 
 
-def test_report_reads_the_test_run(workspace, trained):
-    work_dir = workspace / 'work_dirs' / 'report'
-    run_tool(tool('test.py'), CONFIG, str(trained / 'epoch_3.pth'), '--work-dir', str(work_dir),
-             '--cfg-options', *FAST, cwd=workspace)
-    metrics = json.loads((work_dir / 'test_metrics.json').read_text())['metrics']
-    proc = run_tool(tool('report.py'), str(work_dir), '--format', 'csv', cwd=workspace)
-    ours = next(line for line in proc.stdout.splitlines() if str(work_dir) in line)
+def test_report_reads_the_test_run(workspace, tested):
+    metrics = json.loads((tested / 'test_metrics.json').read_text())['metrics']
+    proc = run_tool(tool('report.py'), str(tested), '--format', 'csv', cwd=workspace)
+    ours = next(line for line in proc.stdout.splitlines() if str(tested) in line)
     assert f"{100 * metrics['coco/bbox_mAP']:.1f}" in ours.split(',')
     assert 'MambaOut-Tiny' in proc.stdout  # the paper's rows follow ours
 

@@ -40,10 +40,15 @@ def test_backbone_with_free_sizes_agrees_at_two_sizes(tmp_path):
 
 
 @exporter
-def test_detector_dense_part_and_segmentor(tmp_path):
+@pytest.mark.slow
+def test_detector_dense_part(tmp_path):
     proc = run_tool(tool('export_onnx.py'), DET, '--out', str(tmp_path / 'det.onnx'),
                     '--shape', '128', '160', '--dynamic')
     assert len(agreements(proc.stdout)) == 2 and all(r < 1e-4 for _, r in agreements(proc.stdout))
+
+
+@exporter
+def test_segmentor_end_to_end(tmp_path):
     proc = run_tool(tool('export_onnx.py'), SEG, '--out', str(tmp_path / 'seg.onnx'),
                     '--shape', '64', '64')
     assert len(agreements(proc.stdout)) == 1 and agreements(proc.stdout)[0][1] < 1e-4

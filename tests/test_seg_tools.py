@@ -36,25 +36,29 @@ def trained(workspace) -> Path:
     return workspace / 'work_dirs' / 'full'
 
 
-def test_train_then_single_and_multi_scale_test(workspace, trained):
-    assert checkpoint_meta(trained / 'iter_4.pth')['iter'] == 4
-    for extra in ([], ['--tta']):
+@pytest.fixture(scope='module')
+def tested(workspace, trained) -> Path:
+    """tools/test.py single-scale (drawing pictures and writing label maps) and with --tta."""
+    for extra in (['--show-dir', 'work_dirs/test/show', '--out', 'work_dirs/test/pred'],
+                  ['--tta']):
         run_tool(tool('test.py'), CONFIG, str(trained / 'iter_4.pth'), '--work-dir',
                  'work_dirs/test', *extra, '--cfg-options', *FAST, cwd=workspace)
-    single = json.loads((workspace / 'work_dirs/test/test_metrics.json').read_text())
-    multi = json.loads((workspace / 'work_dirs/test/test_metrics_tta.json').read_text())
+    return workspace / 'work_dirs' / 'test'
+
+
+def test_train_then_single_and_multi_scale_test(trained, tested):
+    assert checkpoint_meta(trained / 'iter_4.pth')['iter'] == 4
+    single = json.loads((tested / 'test_metrics.json').read_text())
+    multi = json.loads((tested / 'test_metrics_tta.json').read_text())
     assert not single['tta'] and multi['tta']
     for result in (single, multi):
         assert 0 <= result['metrics']['mIoU'] <= 100
         assert {'aAcc', 'mIoU', 'mAcc'} <= set(result['metrics'])
 
 
-def test_show_dir_and_out_write_pictures_and_label_maps(workspace, trained):
-    run_tool(tool('test.py'), CONFIG, str(trained / 'iter_4.pth'), '--work-dir',
-             'work_dirs/vis', '--show-dir', 'work_dirs/vis/show', '--out', 'work_dirs/vis/pred',
-             '--cfg-options', *FAST, cwd=workspace)
-    assert len(list((workspace / 'work_dirs/vis/show').rglob('*.png'))) == 3
-    assert len(list((workspace / 'work_dirs/vis/pred').glob('*.png'))) == 3
+def test_show_dir_and_out_write_pictures_and_label_maps(tested):
+    assert len(list((tested / 'show').rglob('*.png'))) == 3
+    assert len(list((tested / 'pred').glob('*.png'))) == 3
 
 
 def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):
@@ -69,14 +73,10 @@ def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):
     assert checkpoint_meta(work_dir / 'iter_10.pth')['iter'] == 10
 
 
-def test_report_reads_single_and_multi_scale(workspace, trained):
-    work_dir = workspace / 'work_dirs' / 'report'
-    for extra in ([], ['--tta']):
-        run_tool(tool('test.py'), CONFIG, str(trained / 'iter_4.pth'), '--work-dir',
-                 str(work_dir), *extra, '--cfg-options', *FAST, cwd=workspace)
-    single = json.loads((work_dir / 'test_metrics.json').read_text())['metrics']['mIoU']
-    multi = json.loads((work_dir / 'test_metrics_tta.json').read_text())['metrics']['mIoU']
-    proc = run_tool(tool('report.py'), str(work_dir), '--format', 'csv', '--no-macs',
+def test_report_reads_single_and_multi_scale(workspace, tested):
+    single = json.loads((tested / 'test_metrics.json').read_text())['metrics']['mIoU']
+    multi = json.loads((tested / 'test_metrics_tta.json').read_text())['metrics']['mIoU']
+    proc = run_tool(tool('report.py'), str(tested), '--format', 'csv', '--no-macs',
                     cwd=workspace)
-    ours = next(line for line in proc.stdout.splitlines() if str(work_dir) in line).split(',')
+    ours = next(line for line in proc.stdout.splitlines() if str(tested) in line).split(',')
     assert f'{single:.1f}' in ours and f'{multi:.1f}' in ours
