@@ -9,16 +9,16 @@ PY=${PYTHON:-python}
 TASK=${1:-det}
 case "$TASK" in
   det) KIND=coco; DATA=data/coco_shapes; CONFIG=configs/mask_rcnn/mambaout_femto_shapes.py
-       VAL=$DATA/val2017 ;;
+       VAL=$DATA/val2017; MAKE_ARGS=(--num-train 400) ;;
   seg) KIND=ade; DATA=data/ade_shapes; CONFIG=configs/upernet/mambaout_femto_shapes.py
-       VAL=$DATA/images/validation ;;
+       VAL=$DATA/images/validation; MAKE_ARGS=() ;;
   *) echo "usage: $0 det|seg" >&2; exit 2 ;;
 esac
 WORK=work_dirs/quickstart_$TASK
 START=$SECONDS
 
 echo "==> [1/4] generated dataset in $DATA"
-"$PY" tools/make_shapes.py "$KIND" "$DATA"
+"$PY" tools/make_shapes.py "$KIND" "$DATA" "${MAKE_ARGS[@]}"
 echo "==> [2/4] training $CONFIG (log: $WORK)"
 "$PY" tools/train.py "$CONFIG" --work-dir "$WORK" --resume
 CHECKPOINT=$(cat "$WORK/last_checkpoint")
