@@ -25,6 +25,14 @@ def paper_table(task: str) -> dict[str, dict[str, Any]]:
     return _load()[TABLES[task]]['rows']
 
 
+def paper_recipe(task: str) -> dict[str, Any]:
+    """What a table's runs share besides the backbone (``'det'`` or ``'seg'``): the detector or
+    segmentor and decode head, dataset, schedule and crop, as config values."""
+    if task not in ('det', 'seg'):
+        raise KeyError(f'No recipe for table {task!r}; choose det or seg.')
+    return _load()[TABLES[task]]['recipe']
+
+
 def paper_row(task: str, backbone: str) -> dict[str, Any]:
     """One row, e.g. ``paper_row('det', 'MambaOut-Tiny')`` or ``paper_row('imagenet', 'tiny')``."""
     rows = paper_table(task)

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mmengine.config import Config
+
 from .complexity import model_complexity
-from .paper import paper_table
+from .paper import paper_recipe, paper_table
 from .runtime import RunSetupError, load_config, toolbox
 
 METRICS_FILE, TTA_FILE = 'test_metrics.json', 'test_metrics_tta.json'
@@ -61,6 +63,7 @@ class Run:
     arch: str | None   # cfg.model.backbone.arch (None: not a MambaOut variant name)
     backbone: str      # display name, e.g. 'MambaOut-Tiny'
     metrics: dict[str, float | None] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)  # see run_recipe
 
 
 def backbone_name(arch: Any, backbone_type: str = 'MambaOutBackbone') -> str:
@@ -70,6 +73,32 @@ def backbone_name(arch: Any, backbone_type: str = 'MambaOutBackbone') -> str:
     if not isinstance(arch, str):
         return 'MambaOut (custom)'
     return f'MambaOut-{arch.capitalize() if arch.isalpha() else arch}'
+
+
+def _inner_dataset(dataset: Any) -> Any:
+    """The dataset inside wrappers (``RepeatDataset``, ``ClassBalancedDataset``, ...)."""
+    while isinstance(dataset, dict) and isinstance(dataset.get('dataset'), dict):
+        dataset = dataset['dataset']
+    return dataset
+
+
+def run_recipe(cfg: Config, task: str) -> dict[str, Any]:
+    """The values of a config that the paper's tables fix (the keys of ``paper_recipe(task)``)."""
+    model, train_cfg = cfg.model, cfg.get('train_cfg') or {}
+    recipe = dict(model=model.get('type'),
+                  dataset=_inner_dataset(cfg.train_dataloader.dataset).get('type'))
+    if task == 'det':
+        return dict(recipe, max_epochs=train_cfg.get('max_epochs'))
+    size = model.get('data_preprocessor', {}).get('size')
+    return dict(recipe, decode_head=model.get('decode_head', {}).get('type'),
+                max_iters=train_cfg.get('max_iters'),
+                crop_size=list(size) if size is not None else None)
+
+
+def recipe_differences(run: Run) -> list[str]:
+    """How a run's recipe differs from its table's, e.g. ``['max_epochs 36 (paper: 12)']``."""
+    return [f'{key} {run.recipe.get(key)} (paper: {value})'
+            for key, value in paper_recipe(run.task).items() if run.recipe.get(key) != value]
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -122,7 +151,8 @@ def load_run(work_dir: str | Path) -> Run:
         metrics[col.name] = None if value is None else round(value * col.scale, 1)
     return Run(work_dir=str(work_dir), config=plain['config'], config_path=config_path, task=task,
                arch=arch if isinstance(arch, str) else None,
-               backbone=backbone_name(arch, backbone.get('type', '?')), metrics=metrics)
+               backbone=backbone_name(arch, backbone.get('type', '?')), metrics=metrics,
+               recipe=run_recipe(cfg, task))
 
 
 def _diff(ours: float | None, paper: float | None, decimals: int = 1) -> float | None:
@@ -153,6 +183,9 @@ def report_tables(runs: list[Run], macs: bool = True) -> dict[str, list[dict[str
                 row[MACS] = complexity[run.config_path]['macs_g']
             reference = paper.get(run.backbone, {}) if run.arch else {}
             row[PAPER] = run.backbone if reference else None
+            if reference and (differences := recipe_differences(run)):
+                reference = {}  # another recipe: compared with nothing
+                row[PAPER] = 'no paper row: ' + ', '.join(differences)
             for col in COLUMNS[task]:
                 row[f'Δ {col.name}'] = _diff(run.metrics[col.name], reference.get(col.paper_key))
             for name, key in ((PARAMS, 'params_m'), (MACS, 'macs_g')):

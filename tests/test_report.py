@@ -99,6 +99,23 @@ def test_runs_without_a_paper_row_or_tta_show_dashes(tables):
     assert cells[columns.index('Δ mIoU SS')] == '-'
 
 
+def test_a_run_of_another_recipe_is_compared_with_no_paper_row(tmp_path):
+    """A Tiny backbone in a 36-epoch detector or at 640 crops is not the paper's Tiny row."""
+    three_x = tmp_path / 'mask_rcnn_3x.py'
+    three_x.write_text(f"_base_ = {DET_TINY!r}\ntrain_cfg = dict(max_epochs=36)\n")
+    crop_640 = tmp_path / 'upernet_640.py'
+    crop_640.write_text(f"_base_ = {SEG_SMALL!r}\n"
+                        "model = dict(data_preprocessor=dict(size=(640, 640)))\n")
+    tables = report_tables([load_run(write_run(tmp_path / 'det_3x', three_x, DET_METRICS)),
+                            load_run(write_run(tmp_path / 'seg_640', crop_640, SEG_SS, SEG_MS))],
+                           macs=False)
+    det, seg = ours(tables['det'], 'det_3x'), ours(tables['seg'], 'seg_640')
+    assert det['Paper row'] == 'no paper row: max_epochs 36 (paper: 12)'
+    assert seg['Paper row'] == 'no paper row: crop_size [640, 640] (paper: [512, 512])'
+    assert det['APb'] == round(DET_METRICS['coco/bbox_mAP'] * 100, 1)
+    assert all(row[c] is None for row in (det, seg) for c in row if c.startswith('Δ '))
+
+
 def test_paper_rows_follow_ours_in_separate_tables(tables):
     assert list(tables) == ['det', 'seg']
     for task in ('det', 'seg'):
