@@ -9,11 +9,13 @@ from mambaout_mm import MambaOutBackbone
 from mambaout_mm.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
 from mambaout_mm.paper import paper_row
-from mambaout_mm.runtime import RunSetupError, build_model, check_pretrained_weights, setup_amp
+from mambaout_mm.runtime import (RunSetupError, build_model, check_pretrained_weights,
+                                 resolve_config_path, setup_amp)
 
-from .tools_helpers import REPO
+from .tools_helpers import REPO, unscoped
 
-CONFIGS = sorted((REPO / 'configs' / 'mask_rcnn').glob('*.py'))
+CONFIGS = sorted([*(REPO / 'configs' / 'mask_rcnn').glob('*.py'),
+                  *(REPO / 'configs' / 'cascade_mask_rcnn').glob('*.py')])
 TABLE2 = {'tiny': ('MambaOut-Tiny', 0.2), 'small': ('MambaOut-Small', 0.3),
           'base': ('MambaOut-Base', 0.4)}
 
@@ -28,7 +30,7 @@ def build(path: Path):
     return build_model(Config.fromfile(path))
 
 
-@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: p.name)
+@pytest.mark.parametrize('path', CONFIGS, ids=lambda p: f'{p.parent.name}/{p.name}')
 def test_every_config_loads_and_builds(path: Path):
     cfg = Config.fromfile(path)
     assert cfg.default_scope == 'mmdet'
@@ -74,6 +76,51 @@ def test_detector_parameters_match_table2(size):
     model = build(REPO / 'configs' / 'mask_rcnn' / f'mambaout_{size}_1x.py')
     params = sum(p.numel() for p in model.parameters()) / 1e6
     assert params == pytest.approx(paper_row('det', TABLE2[size][0])['params_m'], abs=0.5)
+
+
+# Our 3x recipes -> the mmdet ConvNeXt configs whose recipe they run (S: drop path only).
+CONVNEXT_3X = {
+    'mask_rcnn': 'mmdet::convnext/mask-rcnn_convnext-{}-p4-w7_fpn_amp-ms-crop-3x_coco.py',
+    'cascade_mask_rcnn': 'mmdet::convnext/cascade-mask-rcnn_convnext-{}-p4-w7_fpn_4conv1fc-giou_'
+                         'amp-ms-crop-3x_coco.py',
+}
+
+
+def convnext_config(kind: str, size: str) -> Config:
+    # mmpretrain, which their custom_imports name, is not needed to read them
+    return Config.fromfile(resolve_config_path(CONVNEXT_3X[kind].format(size)),
+                           import_custom_modules=False)
+
+
+@pytest.mark.parametrize('kind', CONVNEXT_3X)
+@pytest.mark.parametrize('size', TABLE2)
+def test_3x_configs_run_the_convnext_recipe(kind, size):
+    path = REPO / 'configs' / kind / f'mambaout_{size}_3x_ms.py'
+    cfg = unscoped(Config.fromfile(path).to_dict())
+    peer = convnext_config(kind, 't')
+    assert cfg['model']['backbone']['arch'] == size
+    pipeline = cfg['train_dataloader']['dataset']['pipeline']
+    assert pipeline == peer.train_dataloader.dataset.pipeline
+    assert any(t['type'] == 'RandomChoice' for t in pipeline)
+    assert cfg['train_cfg'] == peer.train_cfg and cfg['train_cfg']['max_epochs'] == 36
+    assert cfg['param_scheduler'] == peer.param_scheduler
+    assert cfg['train_dataloader']['batch_size'] == peer.train_dataloader.batch_size
+    for part in ('type', 'rpn_head', 'roi_head', 'train_cfg', 'test_cfg'):
+        assert cfg['model'][part] == peer.model[part], part
+    optim = cfg['optim_wrapper']
+    assert optim['type'] == peer.optim_wrapper.type == 'AmpOptimWrapper'
+    assert optim['optimizer'] == peer.optim_wrapper.optimizer
+    assert 'constructor' not in optim  # no layer-wise lr decay, as the MambaOut authors train
+
+
+@pytest.mark.parametrize('kind', CONVNEXT_3X)
+def test_3x_drop_path_rates_follow_convnext(kind):
+    rates = [Config.fromfile(REPO / 'configs' / kind / f'mambaout_{size}_3x_ms.py')
+             .model.backbone.drop_path_rate for size in TABLE2]
+    assert rates[0] == convnext_config(kind, 't').model.backbone.drop_path_rate
+    # mmdet ships ConvNeXt-S for Cascade only; B is not in mmdet (ConvNeXt's own configs: 0.7)
+    assert rates[1] == convnext_config('cascade_mask_rcnn', 's').model.backbone.drop_path_rate
+    assert rates[0] < rates[1] < rates[2] < 1
 
 
 def test_shapes_config_classes_are_the_generators():

@@ -9,9 +9,10 @@ from mambaout_mm import MambaOutBackbone
 from mambaout_mm.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
 from mambaout_mm.paper import paper_row
-from mambaout_mm.runtime import RunSetupError, build_model, check_pretrained_weights
+from mambaout_mm.runtime import (RunSetupError, build_model, check_pretrained_weights,
+                                 resolve_config_path)
 
-from .tools_helpers import REPO
+from .tools_helpers import REPO, unscoped
 
 CONFIGS = sorted((REPO / 'configs' / 'upernet').glob('*.py'))
 TABLE3 = {'tiny': ('MambaOut-Tiny', 0.3), 'small': ('MambaOut-Small', 0.3),
@@ -82,6 +83,29 @@ def test_segmentor_parameters_match_table3(size):
     model = build(REPO / 'configs' / 'upernet' / f'mambaout_{size}_160k.py')
     params = sum(p.numel() for p in model.parameters()) / 1e6
     assert params == pytest.approx(paper_row('seg', TABLE3[size][0])['params_m'], abs=0.5)
+
+
+def test_base_plus_at_512_is_table3_base_with_imagenet_12k_weights():
+    cfg, base = load('mambaout_base_plus_rw_in12k_160k.py'), load('mambaout_base_160k.py')
+    assert cfg.model.backbone.arch == 'base_plus_rw'
+    assert cfg.model.backbone.init_cfg.checkpoint.endswith('in12k.safetensors')
+    for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler', 'train_cfg'):
+        assert cfg[key] == base[key], key
+    assert {k: v for k, v in cfg.model.items() if k != 'backbone'} == \
+        {k: v for k, v in base.model.items() if k != 'backbone'}
+
+
+def test_base_plus_at_640_has_mmseg_640_data_and_convnext_640_test():
+    cfg = Config(unscoped(load('mambaout_base_plus_rw_in12k_160k_640.py').to_dict()))
+    data = Config.fromfile(resolve_config_path('mmseg::_base_/datasets/ade20k_640x640.py'))
+    convnext = Config.fromfile(resolve_config_path(
+        'mmseg::convnext/convnext-base_upernet_8xb2-amp-160k_ade20k-640x640.py'),
+        import_custom_modules=False)
+    assert cfg.train_dataloader.dataset.pipeline == data.train_pipeline
+    assert cfg.test_dataloader.dataset.pipeline == data.test_pipeline
+    assert cfg.model.data_preprocessor.size == tuple(data.crop_size)
+    assert cfg.model.test_cfg == convnext.model.test_cfg
+    assert cfg.train_cfg == convnext.train_cfg and cfg.param_scheduler == convnext.param_scheduler
 
 
 def test_shapes_config_classes_are_the_generators():

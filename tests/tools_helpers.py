@@ -45,6 +45,16 @@ def config(path: str) -> str:
     return str(REPO / 'configs' / path)
 
 
+def unscoped(value):
+    """A config value without the ``_scope_`` keys mmengine adds to what a config inherits from
+    another package (``mmdet::...``), for comparing it with that package's own config."""
+    if isinstance(value, dict):
+        return {k: unscoped(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return type(value)(unscoped(v) for v in value)
+    return value
+
+
 def kill_after_first_checkpoint(*args: str, work_dir: Path, cwd: Path,
                                 timeout: float = 300) -> None:
     """Start ``python tools/<args>`` and SIGKILL it once its first checkpoint is complete."""

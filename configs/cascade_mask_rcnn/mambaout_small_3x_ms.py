@@ -1,0 +1,10 @@
+# Cascade Mask R-CNN + FPN with MambaOut-Small, 3x multi-scale on COCO 2017
+# (the recipe of mambaout_tiny_3x_ms.py).
+_base_ = './mambaout_tiny_3x_ms.py'
+
+# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth
+pretrained = 'checkpoints/mambaout_small.pth'
+
+model = dict(
+    backbone=dict(arch='small', drop_path_rate=0.6,  # ConvNeXt-S's in mmdet's 3x recipes
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)))

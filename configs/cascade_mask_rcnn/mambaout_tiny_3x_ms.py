@@ -1,0 +1,32 @@
+# Cascade Mask R-CNN + FPN with MambaOut-Tiny, 3x multi-scale on COCO 2017 (not in the paper):
+# mmdet's ConvNeXt-T Cascade recipe as it stands (4conv1fc heads with GIoU, 36 epochs, multi-scale
+# resize/crop, FP16, AdamW lr 2e-4, batch 16 as 8 GPUs x 2), with our backbone and without
+# layer-wise lr decay, as the MambaOut authors train (the recipe's decay of 0.7 over 6 layers:
+#   --cfg-options optim_wrapper.constructor=MambaOutLearningRateDecay
+#     optim_wrapper.paramwise_cfg.decay_rate=0.7 optim_wrapper.paramwise_cfg.decay_type=layer_wise
+#     optim_wrapper.paramwise_cfg.num_layers=6).
+_base_ = 'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'
+custom_imports = dict(imports=['mambaout_mm'], allow_failed_imports=False)
+
+# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_tiny.pth
+pretrained = 'checkpoints/mambaout_tiny.pth'
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='MambaOutBackbone',
+        arch='tiny',
+        out_indices=(0, 1, 2, 3),
+        drop_path_rate=0.4,  # the ConvNeXt-T recipe's
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[96, 192, 384, 576]))
+
+auto_scale_lr = dict(enable=False, base_batch_size=16)
+default_hooks = dict(checkpoint=dict(max_keep_ckpts=3))
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='AmpOptimWrapper',
+    loss_scale='dynamic',
+    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))

@@ -1,0 +1,11 @@
+# Mask R-CNN + FPN with MambaOut-Base, 3x multi-scale on COCO 2017
+# (the recipe of mambaout_tiny_3x_ms.py).
+_base_ = './mambaout_tiny_3x_ms.py'
+
+# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth
+pretrained = 'checkpoints/mambaout_base.pth'
+
+model = dict(
+    backbone=dict(arch='base', drop_path_rate=0.7,  # ConvNeXt-B's in ConvNeXt's own 3x COCO configs
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    neck=dict(in_channels=[128, 256, 512, 768]))
