@@ -3,6 +3,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+import torch
 from mmengine.config import Config
 
 from mambaout_mm import MambaOutBackbone
@@ -36,10 +37,17 @@ def test_every_config_loads_and_builds(path: Path):
     assert cfg.custom_imports == dict(imports=['mambaout_mm'], allow_failed_imports=False)
     model = build(path)
     backbone = model.backbone
-    assert isinstance(backbone, MambaOutBackbone) and backbone.out_indices == (0, 1, 2, 3)
-    assert model.decode_head.in_channels == list(backbone.dims)
-    assert model.auxiliary_head.in_channels == backbone.dims[2]
-    assert all(hasattr(backbone, f'norm{i}') for i in range(4))  # a LayerNorm per stage output
+    assert isinstance(backbone, MambaOutBackbone)
+    assert all(hasattr(backbone, f'norm{i}') for i in backbone.out_indices)  # a LayerNorm each
+    outputs = [backbone.dims[i] for i in backbone.out_indices]
+    heads = [model.decode_head]
+    if model.with_auxiliary_head:
+        aux = model.auxiliary_head
+        heads += list(aux) if isinstance(aux, torch.nn.ModuleList) else [aux]
+    for head in heads:  # each head takes the channels of the maps it selects (in_index)
+        taken = ([outputs[i] for i in head.in_index] if isinstance(head.in_index, (list, tuple))
+                 else outputs[head.in_index])
+        assert head.in_channels == taken, type(head).__name__
 
 
 @pytest.mark.parametrize('size', TABLE3)
