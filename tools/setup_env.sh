@@ -2,7 +2,7 @@
 # Create (or update) the project's environment with the pinned OpenMMLab stack.
 #
 # Idempotent: a second run only checks what is already there. mmcv 2.1.0 has no wheel for new
-# torch; it is built from the PyPI source (CPU ops: ~10 min on 2 cores; CUDA ops: ~1 h on 2 cores,
+# torch; it is built from the PyPI source (CPU ops: ~25 min on 2 cores; CUDA ops: ~1.5 h on 2 cores,
 # minutes on 16) and cached outside the repo under a key of the torch version, the CUDA version and
 # the GPU architectures (tools/mmcv_build.py), so fresh clones on the machine reuse it and a CPU-only
 # wheel is never reused where CUDA ops are needed, nor the other way round.
@@ -79,9 +79,9 @@ if ! "$PY" -c "import mmcv; assert mmcv.__version__ == '$MMCV_VERSION'" 2>/dev/n
   if ! ls "$WHEELS"/mmcv-"$MMCV_VERSION"-*.whl >/dev/null 2>&1; then
     JOBS="${MAX_JOBS:-$(nproc)}"
     if [ "$MMCV_FORCE_CUDA" = 1 ]; then
-      step "build mmcv $MMCV_VERSION with CUDA ops for $MMCV_ARCHS ($JOBS jobs; ~1 h on 2 cores; cached in $WHEELS)"
+      step "build mmcv $MMCV_VERSION with CUDA ops for $MMCV_ARCHS ($JOBS jobs; ~1.5 h on 2 cores; cached in $WHEELS)"
     else
-      step "build mmcv $MMCV_VERSION with CPU ops ($JOBS jobs; ~10 min on 2 cores; cached in $WHEELS)"
+      step "build mmcv $MMCV_VERSION with CPU ops ($JOBS jobs; ~25 min on 2 cores; cached in $WHEELS)"
     fi
     BUILD="$(mktemp -d)"
     "$PY" -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
