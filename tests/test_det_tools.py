@@ -12,8 +12,8 @@ import torch
 from mambaout_mm import cpu_support
 from mambaout_mm.datasets import make_coco_shapes
 
-from .tools_helpers import (CPU_ONLY, IN_PROCESS_LOADERS, checkpoint_meta, config,
-                            kill_after_first_checkpoint, run_tool, tool)
+from .tools_helpers import (CPU_ONLY, IN_PROCESS_LOADERS, KEEP_LOW_SCORES, checkpoint_meta,
+                            config, kill_after_first_checkpoint, run_tool, tool)
 
 CONFIG = config('mask_rcnn/mambaout_femto_shapes.py')
 # 8 training images, batch 4: 2 iterations an epoch.
@@ -46,7 +46,7 @@ def tested(workspace, trained) -> Path:
     """tools/test.py on the last checkpoint, saving predictions and drawing them."""
     run_tool(tool('test.py'), CONFIG, str(trained / 'epoch_3.pth'), '--work-dir',
              'work_dirs/test', '--out', 'work_dirs/test/preds.pkl', '--show-dir', 'vis',
-             '--cfg-options', *FAST, cwd=workspace)
+             '--cfg-options', *KEEP_LOW_SCORES, *FAST, cwd=workspace)
     return workspace / 'work_dirs' / 'test'
 
 

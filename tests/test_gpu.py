@@ -21,7 +21,7 @@ from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
 from mambaout_mm.testing import randomize_
 
-from .tools_helpers import checkpoint_meta, config, run_tool, tool
+from .tools_helpers import KEEP_LOW_SCORES, checkpoint_meta, config, run_tool, tool
 
 pytestmark = pytest.mark.gpu
 
@@ -150,9 +150,6 @@ def coco(tmp_path_factory) -> Path:
     return root
 
 
-#: a detector after 8 iterations scores below mmdet's 0.05: keep its detections, so that COCO
-#: evaluation has results to score
-KEEP_LOW_SCORES = ['model.test_cfg.rcnn.score_thr=0.0']
 HEAVY = [pytest.param(arch, marks=pytest.mark.slow) for arch in ('small', 'base')]
 
 

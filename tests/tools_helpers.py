@@ -15,6 +15,10 @@ CPU_ONLY = {'CUDA_VISIBLE_DEVICES': ''}
 IN_PROCESS_LOADERS = [f'{split}_dataloader.{key}'
                       for split in ('train', 'val', 'test')
                       for key in ('num_workers=0', 'persistent_workers=False')]
+#: --cfg-options that keep a briefly trained Mask R-CNN's detections: after a few iterations its
+#: scores can all lie below mmdet's 0.05 (seen on torch 2.1.2), and COCO evaluation then reports
+#: nothing; the tool tests check the tools, not the model.
+KEEP_LOW_SCORES = ['model.test_cfg.rcnn.score_thr=0.0']
 
 
 def run_tool(*args: str, check: bool = True, timeout: float = 600,
