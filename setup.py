@@ -33,6 +33,7 @@ setup(
         'seg': ['mmsegmentation>=1.2.2,<1.3', 'ftfy', 'regex'],
         'all': ['mmdet>=3.3.0,<3.4', 'pycocotools', 'mmsegmentation>=1.2.2,<1.3', 'ftfy',
                 'regex', 'matplotlib'],
+        'peers': ['mmpretrain>=1.2.0,<1.3'],  # ConvNeXt in the peers' configs (tools/get_flops.py)
         'deploy': ['onnx', 'onnxscript', 'onnxruntime'],  # tools/export_onnx.py, torch >= 2.6
         'test': ['pytest'],
     },

@@ -1,22 +1,53 @@
 """Parameters and MACs of the model a config builds, counted the way the paper's tables are.
 
 MACs come from mmengine's FLOP counter (one multiply-add counted once) on the model's tensor-mode
-forward at the paper's input size: the whole detector (RPN proposals through the box and mask
-heads) at 800x1280, the segmentor without its auxiliary head at 512x2048. Params count every
-parameter of the built model, auxiliary head included, as Table 3 does.
+forward at the papers' input sizes: the whole detector (RPN proposals through the box and mask
+heads) at 800x1280, the segmentor without its auxiliary head at its crop's height and four times
+that width (512x2048 for 512x512 crops, as Table 3; 640x2560 for 640x640, as ConvNeXt's and Swin's
+tables). Params count every parameter of the built model, auxiliary head included, as Table 3 does.
+
+A Cascade detector is counted as the published figures were (mmdet 2.x's ``forward_dummy``): every
+stage's box head on all proposals, every stage's mask head on the first 100 of them, as mmdet 3.x
+still does for a single-stage RoI head; mmdet 3.x's Cascade tensor-mode forward runs the mask heads
+on all 1000 proposals, nearly three times the MACs of the same model.
 """
 from __future__ import annotations
 
 import logging
 from functools import partial
+from types import MethodType
 
 import torch
 from mmengine.analysis import get_model_complexity_info
+from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 from .runtime import build_model, load_config, toolbox
 
-PAPER_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048)}
+DETECTION_SHAPE = (800, 1280)
+
+
+def paper_shape(cfg: Config) -> tuple[int, int]:
+    """The input size the papers count a config's model at."""
+    if toolbox(cfg) == 'mmdet':
+        return DETECTION_SHAPE
+    crop = cfg.model.get('data_preprocessor', {}).get('size') or cfg.get('crop_size') or (512, 512)
+    return crop[0], 4 * crop[0]
+
+
+def cascade_forward_as_published(head, x: tuple[torch.Tensor, ...], rpn_results_list: list,
+                                 batch_data_samples: list) -> tuple[torch.Tensor, ...]:
+    """A CascadeRoIHead's forward as mmdet 2.x's ``forward_dummy`` ran it (see above)."""
+    from mmdet.structures.bbox import bbox2roi
+    rois = bbox2roi([proposals.bboxes for proposals in rpn_results_list])
+    outs = ()
+    for stage in range(head.num_stages):
+        boxes = head._bbox_forward(stage, x, rois)
+        outs += (boxes['cls_score'], boxes['bbox_pred'])
+    if head.with_mask:
+        for stage in range(head.num_stages):
+            outs += (head._mask_forward(stage, x, rois[:100])['mask_preds'],)
+    return outs
 
 
 def model_complexity(config: str, shape: tuple[int, int] | None = None,
@@ -27,13 +58,16 @@ def model_complexity(config: str, shape: tuple[int, int] | None = None,
     model = build_model(cfg).eval()
     params = sum(p.numel() for p in model.parameters())
 
-    h, w = shape or PAPER_SHAPES[scope]
+    h, w = shape or paper_shape(cfg)
     inputs = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
     meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w), batch_input_shape=(h, w),
                 scale_factor=(1.0, 1.0))
     if scope == 'mmdet':
+        from mmdet.models.roi_heads import CascadeRoIHead
         from mmdet.structures import DetDataSample
         samples = [DetDataSample(metainfo=meta)]
+        if isinstance(getattr(model, 'roi_head', None), CascadeRoIHead):
+            model.roi_head.forward = MethodType(cascade_forward_as_published, model.roi_head)
     else:
         from mmseg.structures import SegDataSample
         samples = [SegDataSample(metainfo=meta)]

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 import torch
 from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
 
 
 class RunSetupError(RuntimeError):
@@ -36,7 +37,15 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     """Read a config (a file or ``mmdet::``/``mmseg::`` one), apply ``--cfg-options`` and settle
     ``work_dir`` as mmdet/mmseg tools do."""
     path = resolve_config_path(path)
-    cfg = Config.fromfile(path)
+    cfg = Config.fromfile(path, import_custom_modules=False)
+    imports = cfg.get('custom_imports')
+    if imports:
+        for module in imports.get('imports', []):
+            package = module.split('.')[0]
+            if importlib.util.find_spec(package) is None:
+                raise RunSetupError(f'{path} imports {module} (custom_imports), but {package} is not '
+                                    f'installed: pip install {package}.')
+        import_modules_from_strings(**imports)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     if cfg.get('optim_wrapper', {}).get('type') == 'OptimWrapper':

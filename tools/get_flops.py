@@ -1,10 +1,11 @@
-"""Parameters and MACs of the models configs build (see mambaout_mm.complexity).
+"""Parameters and MACs of the models configs build (see mambaout_mm.complexity), beside the
+figures published for them (mambaout_mm/data/published_costs.json).
 
     python tools/get_flops.py CONFIG [CONFIG ...] [--shape H W] [--cfg-options ...] [--json FILE]
 
-Defaults follow the paper: 800x1280 for detection (Table 2), 512x2048 for segmentation (Table 3).
-Peer configs shipped with the toolboxes work too, e.g.
-``mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``.
+Sizes follow the papers: 800x1280 for detectors (Table 2), for segmentors the crop's height and
+four times that width (512x2048, Table 3). Peer configs shipped with the toolboxes work too, e.g.
+``mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``; configs/peers/ holds the rest.
 """
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ import json
 from mmengine.config import DictAction
 
 from mambaout_mm.complexity import model_complexity
+from mambaout_mm.published_costs import published_cost
+from mambaout_mm.runtime import RunSetupError
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('configs', nargs='+', help='config files (or mmdet::/mmseg:: configs)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
-                        help='input size (default: 800 1280 detection, 512 2048 segmentation)')
+                        help="input size (default: the papers', see above)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
     parser.add_argument('--json', help='also write the rows to this JSON file')
@@ -29,12 +32,23 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    rows = [model_complexity(c, tuple(args.shape) if args.shape else None, args.cfg_options)
-            for c in args.configs]
-    print('| config | input | Params (M) | MACs (G) |\n|---|---|---|---|')
-    for row in rows:
+    print('| config | input | Params (M) | MACs (G) | published Params / MACs | source |\n'
+          '|---|---|---|---|---|---|', flush=True)
+    rows = []
+    for config in args.configs:
+        try:
+            row = model_complexity(config, tuple(args.shape) if args.shape else None,
+                                   args.cfg_options)
+        except RunSetupError as err:
+            raise SystemExit(f'error: {err}') from None
+        # published figures hold at the papers' sizes only
+        row['published'] = None if args.shape else published_cost(config)
+        rows.append(row)
+        known = row['published']
         print(f"| {row['config']} | {row['shape'][0]}x{row['shape'][1]} | {row['params_m']:.1f} "
-              f"| {row['macs_g']:.0f} |")
+              f"| {row['macs_g']:.0f} | "
+              + (f"{known['params_m']} / {known['macs_g']} | {known['source']} |" if known
+                 else '- | - |'), flush=True)
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(rows, f, indent=2)

@@ -32,6 +32,7 @@ MMENGINE_VERSION=0.10.7
 MMCV_VERSION=2.1.0
 MMDET_VERSION=3.3.0
 MMSEG_VERSION=1.2.2
+MMPRETRAIN_VERSION=1.2.0
 
 STEP="start"
 trap 'echo "setup_env: step \"$STEP\" failed (exit $?); see the output above." >&2' ERR
@@ -117,8 +118,9 @@ step "check mmcv's ops on this machine's device"
 "$PY" "$ROOT/tools/mmcv_build.py" check
 
 step "install mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, timm and test tools"
+# mmpretrain: the ConvNeXt of the peers' configs that tools/get_flops.py counts beside ours
 "${PIP[@]}" "mmdet==$MMDET_VERSION" "mmsegmentation==$MMSEG_VERSION" ftfy regex \
-  timm safetensors pycocotools matplotlib pytest
+  "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest
 
 step "install the ONNX export tools where torch has the dynamo exporter (torch >= 2.6)"
 if "$PY" -c "import sys, torch; sys.exit(not hasattr(torch.export.Dim, 'AUTO'))" 2>/dev/null; then

@@ -1,0 +1,50 @@
+"""Params and MACs published for the models configs build, ours and the peers', to check counts
+against: read from the package's data file, whose entries either point at a row of the paper's
+Tables 2 and 3 or give the figures with their source."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .paper import paper_row
+
+TABLE_NAMES = {'det': 'MambaOut Table 2', 'seg': 'MambaOut Table 3'}
+
+
+@lru_cache(maxsize=None)
+def _configs() -> dict[str, dict[str, Any]]:
+    text = resources.files('mambaout_mm').joinpath('data/published_costs.json').read_text()
+    return json.loads(text)['configs']
+
+
+def config_id(config: str) -> str:
+    """How the data file names a config: ``mmdet::...``/``mmseg::...`` as given, a file by its path
+    under the last ``configs`` folder (``peers/cascade_mask_rcnn/swin_tiny_3x_ms.py``)."""
+    if '::' in config:
+        return config
+    parts = Path(config).resolve().parts
+    if 'configs' not in parts:
+        return Path(config).name
+    start = len(parts) - parts[::-1].index('configs')
+    return '/'.join(parts[start:])
+
+
+def published_cost(config: str) -> dict[str, Any] | None:
+    """``dict(params_m, macs_g, source)`` published for the model ``config`` builds, or None."""
+    entry = _configs().get(config_id(config))
+    if entry is None:
+        return None
+    if 'paper_row' in entry:
+        task, row = entry['paper_row']
+        figures = paper_row(task, row)
+        return dict(params_m=figures['params_m'], macs_g=figures['macs_g'],
+                    source=f'{TABLE_NAMES[task]}, {row}')
+    return dict(params_m=entry['params_m'], macs_g=entry['macs_g'], source=entry['source'])
+
+
+def published_configs() -> list[str]:
+    """Every config the data file has figures for, as it names them (see ``config_id``)."""
+    return sorted(_configs())
