@@ -40,7 +40,8 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     cfg = Config.fromfile(path, import_custom_modules=False)
     imports = cfg.get('custom_imports')
     if imports:
-        for module in imports.get('imports', []):
+        modules = imports.get('imports', [])
+        for module in [modules] if isinstance(modules, str) else modules:  # mmseg's: one string
             package = module.split('.')[0]
             if importlib.util.find_spec(package) is None:
                 raise RunSetupError(f'{path} imports {module} (custom_imports), but {package} is not '

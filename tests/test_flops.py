@@ -61,12 +61,13 @@ def test_cli_prints_a_row_per_config_including_a_peer(tmp_path):
     assert out.read_text().count('macs_g') == 2
 
 
-def test_cli_names_a_package_a_config_imports_but_is_missing(tmp_path):
+@pytest.mark.parametrize('imports', [['mambaout_mm', 'no_such_toolbox.models'],
+                                     'no_such_toolbox.models'])  # a list, or one string as mmseg's
+def test_cli_names_a_package_a_config_imports_but_is_missing(tmp_path, imports):
     """As the ConvNeXt peers do without mmpretrain: the package is named, not a PYTHONPATH hint."""
     cfg = tmp_path / 'needs_a_package.py'
     cfg.write_text(f"_base_ = {config('mask_rcnn/mambaout_femto_shapes.py')!r}\n"
-                   "custom_imports = dict(imports=['mambaout_mm', 'no_such_toolbox.models'],\n"
-                   "                      allow_failed_imports=False)\n")
+                   f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n")
     proc = run_tool(tool('get_flops.py'), str(cfg), check=False)
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
     assert ('imports no_such_toolbox.models (custom_imports), but no_such_toolbox is not '
