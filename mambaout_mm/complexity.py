@@ -7,8 +7,8 @@ that width (512x2048 for 512x512 crops, as Table 3; 640x2560 for 640x640, as Con
 tables). Params count every parameter of the built model, auxiliary head included, as Table 3 does.
 
 A Cascade detector is counted as the published figures were (mmdet 2.x's ``forward_dummy``): every
-stage's box head on all proposals, every stage's mask head on the first 100 of them, as mmdet 3.x
-still does for a single-stage RoI head; mmdet 3.x's Cascade tensor-mode forward runs the mask heads
+stage's box head on all proposals, every stage's mask head on the first 100 of them, as mmdet 3.x's
+StandardRoIHead (Mask R-CNN) still does; mmdet 3.x's Cascade tensor-mode forward runs the mask heads
 on all 1000 proposals, nearly three times the MACs of the same model.
 """
 from __future__ import annotations
