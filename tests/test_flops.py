@@ -30,8 +30,9 @@ def test_params_and_macs_match_the_published_ones(path):
 
 @pytest.mark.parametrize('name', published_configs())
 def test_every_published_figure_names_a_config_there_is(name):
-    resolve_config_path(name if '::' in name else config(name))  # raises if there is none
-    figures = published_cost(name if '::' in name else config(name))
+    path = name if '::' in name else config(name)
+    resolve_config_path(path)  # raises if there is none
+    figures = published_cost(path)
     assert figures['params_m'] > 0 and figures['macs_g'] > 0 and figures['source']
 
 

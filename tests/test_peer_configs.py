@@ -4,7 +4,6 @@ what that backbone returns, the rest of the recipe is the mmdet config it names,
 count is the published one (their MACs are counted in test_flops.py)."""
 import importlib.util
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -31,14 +30,9 @@ def toolbox_base(path: Path) -> str:
     return base if '::' in base else toolbox_base(path.parent / base)
 
 
-@lru_cache(maxsize=None)
-def build(path: Path) -> torch.nn.Module:
-    return build_model(Config.fromfile(path))
-
-
 @pytest.mark.parametrize('path', PEERS, ids=lambda p: f'{p.parent.name}/{p.name}')
 def test_peer_builds_with_its_backbone_channels_and_published_parameters(path: Path):
-    model = build(path).eval()
+    model = build_model(Config.fromfile(path)).eval()
     with torch.no_grad():
         maps = model.backbone(torch.rand(1, 3, 64, 64))
     assert model.neck.in_channels == [m.shape[1] for m in maps]
