@@ -11,7 +11,10 @@ same parameters, same function, other kernels.
 
 On a GPU ``auto`` is the formula: on an H200 it runs as fast as timm's MambaOut, and a variant
 with ``fc1`` split into a ``[g | i]`` and a ``c`` GEMM (no strided copy before the depthwise
-conv) was 1.04-1.3x slower (README, "GPU"); ``torch.compile`` of the backbone is what wins there.
+conv) was 1.04-1.3x slower, and the formula compiled per block (one ``torch.compile``d function
+for all blocks) was 1.35-1.39x slower in inference on an H100 (MambaOut-B; dynamo hit its limit
+of 8 recompilations: stage shapes times grad modes and autocast dtypes); compiling the whole
+backbone is what wins there (README, "GPU").
 
 ``auto`` (the default) takes the first of ``AUTO_ORDER`` that runs on the input. A block, a
 backbone (``mixer=...`` in a config) or the benchmark may name one instead; a named one that
