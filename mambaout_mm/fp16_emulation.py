@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_flatten, tree_map
 
 #: computed in float16 by CUDA autocast (its "lower precision" list, the entries these models use)
 FP16_FUNCTIONS = frozenset({
@@ -127,9 +127,10 @@ def largest_values(sites: dict[str, list[torch.nn.Module]], inputs: bool = False
     each site's modules while it lasts; site -> max |value| (``inf`` where one overflowed)."""
     largest = {name: 0.0 for name in sites}
 
-    def record(name: str, value: Any) -> None:
-        if torch.is_tensor(value) and value.is_floating_point() and value.numel():
-            largest[name] = max(largest[name], value.detach().abs().max().float().item())
+    def record(name: str, values: Any) -> None:  # returns None: a hook's result would replace
+        for value in tree_flatten(values)[0]:
+            if torch.is_tensor(value) and value.is_floating_point() and value.numel():
+                largest[name] = max(largest[name], value.detach().abs().max().float().item())
 
     handles = []
     for name, modules in sites.items():
@@ -139,7 +140,7 @@ def largest_values(sites: dict[str, list[torch.nn.Module]], inputs: bool = False
                     lambda m, args, name=name: record(name, args[0])))
             else:
                 handles.append(module.register_forward_hook(
-                    lambda m, args, out, name=name: tree_map(lambda v: record(name, v), out)))
+                    lambda m, args, out, name=name: record(name, out)))
     try:
         yield largest
     finally:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from mambaout_mm import MambaOutBackbone, compat
 from mambaout_mm.benchmark import ConfigModel
-from mambaout_mm.fp16_emulation import gpu_fp16_autocast
+from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.testing import randomize_
 
 from .test_gpu import HEAVY, TOLERANCE, relative_errors
@@ -45,6 +45,19 @@ def test_mmcv_ops_compute_fp16_inputs_in_float32():
         out = RoIAlign(4, 1.0, 2)(feats, rois)
     assert out.dtype == torch.float16
     torch.testing.assert_close(out.float(), expected, rtol=1e-3, atol=1e-3)
+
+
+def test_recording_the_largest_values_leaves_outputs_as_they_are():
+    class Pair(torch.nn.Module):
+        def forward(self, x):
+            return x * 3, (x - 5,)
+
+    pair, x = Pair(), torch.tensor([1.0, -2.0])
+    with largest_values({'pair': [pair]}) as largest:
+        out = pair(x)
+    torch.testing.assert_close(out[0], x * 3)
+    torch.testing.assert_close(out[1][0], x - 5)
+    assert largest == {'pair': 7.0}
 
 
 @pytest.mark.parametrize('arch', ['tiny', *HEAVY])

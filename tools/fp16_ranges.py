@@ -11,6 +11,7 @@ of Mask R-CNN, the decode heads' last layers of UperNet). ``trained-scale`` spre
 weights as trained ones are (``mambaout_mm.testing.randomize_``); ``init`` is its initialisation.
 """
 import argparse
+import math
 
 import torch
 
@@ -51,13 +52,30 @@ def main() -> None:
             largest_values(gates, inputs=True) as ins:
         loss = net.parse_losses(net(**data, mode='loss'))[0]
     (loss * 2.0 ** 16).backward()  # AmpOptimWrapper's initial scale
-    grads = max(p.grad.abs().max().item() for p in net.parameters() if p.grad is not None)
+    grads = {name: p.grad.abs().max().item() for name, p in net.named_parameters()
+             if p.grad is not None}
     print(f'{args.config}, {"x".join(map(str, shape))}, {args.weights} weights: loss '
           f'{loss.item():.3f}, {mode.overflows} fp16 overflows in the forward, largest fp16 '
-          f'result {mode.max_abs:.4g}, largest scaled gradient {grads:.4g}')
+          f'result {mode.max_abs:.4g}, largest scaled gradient {max(grads.values()):.4g}')
     print('| site | max abs |\n|---|---|')
     for name, value in {**outs, **ins}.items():
         print(f'| {name} | {value:.4g} |')
+    print('\n| module | parameters | gradients inf/nan at scale 2^16 | largest finite |\n|---|---|---|---|')
+    for module, values in gradients_by_module(grads).items():
+        finite = [v for v in values if math.isfinite(v)]
+        print(f'| {module} | {len(values)} | {len(values) - len(finite)} | '
+              f'{max(finite, default=math.nan):.4g} |')
+    overflowed = [name for name, value in grads.items() if not math.isfinite(value)]
+    print(f'\nGradients inf/nan at scale 2^16: {", ".join(overflowed) or "none"}')
+
+
+def gradients_by_module(grads: dict[str, float], depth: int = 2) -> dict[str, list[float]]:
+    """The parameters' largest scaled gradients grouped by the first ``depth`` parts of their
+    names (``roi_head.mask_head``, ``backbone.stages``...), in the model's order."""
+    groups: dict[str, list[float]] = {}
+    for name, value in grads.items():
+        groups.setdefault('.'.join(name.split('.')[:depth]), []).append(value)
+    return groups
 
 
 if __name__ == '__main__':
