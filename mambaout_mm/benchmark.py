@@ -65,13 +65,14 @@ def _mambaout(arch: str, **kwargs) -> nn.Module:
     return MambaOutBackbone(arch, **kwargs)
 
 
-class OnnxRuntimeBackbone(nn.Module):
-    """A backbone exported to ONNX (free sizes, ``onnx_export``) and run by ONNX Runtime on the
-    CPU, with its default threads; inference in fp32 only."""
+class OnnxRuntimeModule(nn.Module):
+    """A network exported to ONNX (``onnx_export``) and run by ONNX Runtime on the CPU, with its
+    default threads; inference in fp32 only. Free sizes unless ``shape`` fixes them (UperNet's
+    pooling holds for the traced size only)."""
 
     trains = False
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, shape: list[int] | None = None) -> None:
         super().__init__()
         import tempfile
 
@@ -79,8 +80,8 @@ class OnnxRuntimeBackbone(nn.Module):
 
         from .onnx_export import export
         with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, 'backbone.onnx')
-            export(model, (2, 3, 64, 64), path, dynamic=True)
+            path = os.path.join(folder, 'network.onnx')
+            export(model, tuple(shape or (2, 3, 64, 64)), path, dynamic=shape is None)
             self.session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
 
     def forward(self, x: torch.Tensor) -> list:
@@ -114,7 +115,7 @@ SUBJECTS: dict[str, Callable[[], nn.Module]] = {
     'mambaout_t_cp': lambda: _mambaout('tiny', with_cp=True),
     'mambaout_t_ref': lambda: _mambaout('tiny', mixer='reference'),  # the block's plain formula
     'mambaout_t_compiled': lambda: torch.compile(_mambaout('tiny')),
-    'mambaout_t_onnxruntime': lambda: OnnxRuntimeBackbone(_mambaout('tiny')),
+    'mambaout_t_onnxruntime': lambda: OnnxRuntimeModule(_mambaout('tiny')),
     'timm_mambaout_t': lambda: timm_mambaout('tiny'),
     'timm_mambaout_s': lambda: timm_mambaout('small'),
     'timm_mambaout_b': lambda: timm_mambaout('base'),
@@ -130,8 +131,35 @@ DEFAULT_SHAPES = {'backbone': [2, 3, 512, 512], 'mmdet': [1, 3, 800, 1280],
                   'mmseg': [2, 3, 512, 512]}
 
 
+#: ``CONFIG.py`` runs the model as mmengine does (``predict``; ``loss`` and an update);
+#: ``CONFIG.py:network`` the network ONNX export takes (``onnx_export.network``: a segmentor's
+#: logits, a detector's dense maps) in PyTorch, ``CONFIG.py:onnxruntime`` that network in ONNX
+#: Runtime, exported at the benchmark's input size; both inference only
+CONFIG_RUNTIMES = ('network', 'onnxruntime')
+
+
+def split_config(name: str) -> tuple[str, str | None]:
+    """``(config, runtime)`` of a subject name; runtime ``None`` for the model as mmengine runs it."""
+    head, sep, tail = name.rpartition(':')
+    return (head, tail) if sep and tail in CONFIG_RUNTIMES and head.endswith('.py') else (name, None)
+
+
 def is_config(name: str) -> bool:
-    return name.endswith('.py')
+    return split_config(name)[0].endswith('.py')
+
+
+class Network(nn.Module):
+    """The exportable network of a config's model (``onnx_export.network``), inference only."""
+
+    trains = False
+
+    def __init__(self, config: str) -> None:
+        super().__init__()
+        from .onnx_export import network
+        self.network = network(ConfigModel(config).model, 'model').eval()
+
+    def forward(self, x: torch.Tensor):
+        return self.network(x)
 
 
 class ConfigModel(nn.Module):
@@ -184,23 +212,33 @@ class ConfigModel(nn.Module):
         return autocast(device, dtype)
 
 
-def build_subjects(names: list[str]) -> dict[str, nn.Module]:
-    """Build the named subjects; timm's MambaOut gets the weights of our MambaOut of that size."""
+def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str, nn.Module]:
+    """Build the named subjects; timm's MambaOut gets the weights of our MambaOut of that size,
+    a config's ONNX Runtime subject is exported at ``shape``."""
     unknown = [n for n in names if n not in SUBJECTS and not is_config(n)]
     if unknown:
         raise KeyError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)} '
-                       'or give config files (*.py).')
+                       f'or give config files (*.py, or *.py:RUNTIME for {CONFIG_RUNTIMES}).')
     torch.manual_seed(0)
     models = {}
     for name in names:
-        if is_config(name):
+        config, runtime = split_config(name)
+        if runtime == 'onnxruntime':
+            if shape is None:
+                raise ValueError(f'{name} is exported at the input size: give a shape.')
+            pytorch = models.get(f'{config}:network')  # the same weights where it is a subject
+            models[name] = OnnxRuntimeModule(pytorch if pytorch is not None else Network(config),
+                                             shape)
+        elif runtime == 'network':
+            models[name] = Network(config)
+        elif is_config(name):
             models[name] = ConfigModel(name)
         elif name.startswith('timm_mambaout_'):
             ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
             models[name] = timm_mambaout(SIZES[name.rsplit('_', 1)[1]], like=ours)
         elif name.endswith('_onnxruntime'):
             ours = models.get(name[:-len('_onnxruntime')])
-            models[name] = OnnxRuntimeBackbone(ours) if ours is not None else SUBJECTS[name]()
+            models[name] = OnnxRuntimeModule(ours) if ours is not None else SUBJECTS[name]()
         else:
             models[name] = SUBJECTS[name]()
     return models
@@ -246,7 +284,8 @@ def autocast(device: str, dtype: str):
 def default_shape(names: list[str]) -> list[int]:
     """The detection size if a detector is among the subjects, else the segmentation crops."""
     from .runtime import load_config, toolbox
-    scopes = {toolbox(load_config(n)) if is_config(n) else 'backbone' for n in names}
+    scopes = {toolbox(load_config(split_config(n)[0])) if is_config(n) else 'backbone'
+              for n in names}
     return DEFAULT_SHAPES['mmdet' if 'mmdet' in scopes else 'mmseg' if 'mmseg' in scopes
                           else 'backbone']
 
@@ -373,7 +412,7 @@ def cuda_peak_memory(step: Callable[[], None]) -> float:
 
 def peak_memory_here(name: str, mode: str, dtype: str, shape: list[int], device: str) -> float:
     """Peak memory (MB) of one step of ``name``, measured in this process after a warm-up."""
-    model = build_subjects([name])[name].to(device)
+    model = build_subjects([name], shape)[name].to(device)
     x = torch.randn(*shape, device=device)
     step = make_step(model, x, mode, dtype)
     step()
@@ -410,7 +449,8 @@ def run_benchmark(names: list[str], shape: list[int], modes: list[str], dtypes: 
         raise ValueError(f'{sorted(gpu_only)} run on a GPU only (fp16 needs a loss scale and is '
                          'slow on CPUs; TF32 is a GPU format); use fp32 or bf16 on a CPU.')
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    models = {name: m.to(device, memory_format=fmt) for name, m in build_subjects(names).items()}
+    models = {name: m.to(device, memory_format=fmt)
+              for name, m in build_subjects(names, shape).items()}
     if compile:
         models = {name: torch.compile(m) for name, m in models.items()}
     x = torch.randn(*shape, device=device).contiguous(memory_format=fmt)

@@ -115,3 +115,19 @@ def test_onnxruntime_subject_is_timed_for_fp32_inference_only(monkeypatch):
                             ['infer', 'train'], ['fp32'], warmup=0, repeats=1, memory=False)
     assert [(r.name, r.mode) for r in results] == [
         ('mambaout_f', 'infer'), ('mambaout_f_onnxruntime', 'infer'), ('mambaout_f', 'train')]
+
+
+@pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ONNX exporter (torch >= 2.6)')
+def test_a_segmentors_network_runs_in_pytorch_and_in_onnxruntime_alike():
+    shape = [1, 3, 64, 64]
+    names = [f'{SEG}:network', f'{SEG}:onnxruntime']
+    models = build_subjects(names, shape)
+    x = torch.rand(*shape) * 255
+    with torch.inference_mode():
+        logits = models[names[0]](x)
+    (ort_logits,) = models[names[1]](x)
+    assert logits.shape == (1, models[names[0]].network.segmentor.decode_head.num_classes, 64, 64)
+    torch.testing.assert_close(torch.from_numpy(ort_logits), logits, rtol=1e-3, atol=1e-4)
+    results = run_benchmark(names, shape, ['infer', 'train'], ['fp32'], warmup=0, repeats=1,
+                            memory=False)
+    assert [(r.name, r.mode) for r in results] == [(n, 'infer') for n in names]

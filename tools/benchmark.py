@@ -26,7 +26,8 @@ import torch
 
 from mambaout_mm import cpu_support
 from mambaout_mm.benchmark import (SUBJECTS, build_subjects, default_dtypes, default_shape,
-                                   feature_agreement, is_config, markdown, run_benchmark, to_rows)
+                                   feature_agreement, is_config, markdown, run_benchmark,
+                                   split_config, to_rows)
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,7 +35,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--subjects', nargs='+', metavar='SUBJECT',
                         default=['mambaout_t', 'timm_mambaout_t', 'convnext_t', 'swin_t',
                                  'resnet50'],
-                        help=f'backbones ({", ".join(sorted(SUBJECTS))}) or config files')
+                        help=f'backbones ({", ".join(sorted(SUBJECTS))}) or config files: '
+                             'CONFIG.py (the model as mmengine runs it), CONFIG.py:network (the '
+                             'network ONNX export takes, in PyTorch), CONFIG.py:onnxruntime (that '
+                             'network in ONNX Runtime)')
     parser.add_argument('--shape', type=int, nargs=4, metavar=('N', 'C', 'H', 'W'),
                         help='input; default 1 3 800 1280 with a detector config, else '
                              '2 3 512 512')
@@ -109,7 +113,8 @@ def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in points:
         if is_config(r['subject']):
-            macs = shape[0] * model_complexity(r['subject'], tuple(shape[2:]))['macs_g']
+            macs = shape[0] * model_complexity(split_config(r['subject'])[0],
+                                               tuple(shape[2:]))['macs_g']
         else:
             model = models[r['subject']]
             model.eval()  # not chained: mmdet's ResNet.train() returns None
