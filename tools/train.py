@@ -5,6 +5,7 @@
 """
 import argparse
 
+import torch
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
@@ -75,6 +76,10 @@ def main() -> None:
     if amp:
         print_log(f'Mixed precision: {amp}', logger='current')
     runner.train()
+    if torch.distributed.is_initialized():
+        # an orderly end: on torch 2.1 a gloo group left to the interpreter's exit can abort
+        # ("terminate called without an active exception") after a finished run
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == '__main__':
