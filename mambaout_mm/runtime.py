@@ -285,6 +285,13 @@ def build_runner(cfg: Config):
     return Runner.from_cfg(cfg)
 
 
+def end_distributed() -> None:
+    """Destroy the process group of a finished distributed run: on torch 2.1 a gloo group left
+    to the interpreter's exit can abort it ("terminate called without an active exception")."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
 def local_rank_env(local_rank: int | None) -> None:
     """Old launchers pass ``--local_rank``; mmengine reads ``LOCAL_RANK``."""
     if local_rank is not None and 'LOCAL_RANK' not in os.environ:

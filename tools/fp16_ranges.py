@@ -20,6 +20,8 @@ from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.mambaout import GatedCNNBlock
 from mambaout_mm.testing import randomize_
 
+LOSS_SCALE = 2 ** 16  # AmpOptimWrapper's initial loss scale
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -51,7 +53,7 @@ def main() -> None:
     with gpu_fp16_autocast() as mode, largest_values({**stages, **heads}) as outs, \
             largest_values(gates, inputs=True) as ins:
         loss = net.parse_losses(net(**data, mode='loss'))[0]
-    (loss * 2.0 ** 16).backward()  # AmpOptimWrapper's initial scale
+    (loss * LOSS_SCALE).backward()
     grads = {name: p.grad.abs().max().item() for name, p in net.named_parameters()
              if p.grad is not None}
     print(f'{args.config}, {"x".join(map(str, shape))}, {args.weights} weights: loss '
@@ -60,13 +62,14 @@ def main() -> None:
     print('| site | max abs |\n|---|---|')
     for name, value in {**outs, **ins}.items():
         print(f'| {name} | {value:.4g} |')
-    print('\n| module | parameters | gradients inf/nan at scale 2^16 | largest finite |\n|---|---|---|---|')
+    print(f'\n| module | parameters | gradients inf/nan at scale {LOSS_SCALE} | largest finite |'
+          '\n|---|---|---|---|')
     for module, values in gradients_by_module(grads).items():
         finite = [v for v in values if math.isfinite(v)]
         print(f'| {module} | {len(values)} | {len(values) - len(finite)} | '
               f'{max(finite, default=math.nan):.4g} |')
     overflowed = [name for name, value in grads.items() if not math.isfinite(value)]
-    print(f'\nGradients inf/nan at scale 2^16: {", ".join(overflowed) or "none"}')
+    print(f'\nGradients inf/nan at scale {LOSS_SCALE}: {", ".join(overflowed) or "none"}')
 
 
 def gradients_by_module(grads: dict[str, float], depth: int = 2) -> dict[str, list[float]]:

@@ -14,7 +14,7 @@ from mmengine.config import DictAction
 from mmengine.dist import is_main_process
 
 from mambaout_mm.data_check import check_datasets, name_unreadable_images
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_device,
+from mambaout_mm.runtime import (RunSetupError, build_runner, check_device, end_distributed,
                                  enable_output, enable_tta, enable_visualization, load_config,
                                  local_checkpoint, local_rank_env, select_device,
                                  setup_launcher)
@@ -68,6 +68,7 @@ def main() -> None:
             json.dump(dict(config=args.config, checkpoint=args.checkpoint, tta=args.tta,
                            metrics={k: float(v) for k, v in metrics.items()}), f, indent=2)
         runner.logger.info(f'Metrics written to {path}')
+    end_distributed()
 
 
 if __name__ == '__main__':

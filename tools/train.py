@@ -5,13 +5,12 @@
 """
 import argparse
 
-import torch
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 from mmengine.runner import find_latest_checkpoint
 
 from mambaout_mm.data_check import check_datasets, name_unreadable_images
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_device,
+from mambaout_mm.runtime import (RunSetupError, build_runner, check_device, end_distributed,
                                  check_pretrained_weights, drop_missing_pretrained,
                                  load_config, local_checkpoint, local_rank_env,
                                  setup_amp, select_device, setup_launcher)
@@ -76,10 +75,7 @@ def main() -> None:
     if amp:
         print_log(f'Mixed precision: {amp}', logger='current')
     runner.train()
-    if torch.distributed.is_initialized():
-        # an orderly end: on torch 2.1 a gloo group left to the interpreter's exit can abort
-        # ("terminate called without an active exception") after a finished run
-        torch.distributed.destroy_process_group()
+    end_distributed()
 
 
 if __name__ == '__main__':
