@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mambaout_mm import cpu_kernels, cpu_support
 from mambaout_mm.backbone import MambaOutBackbone
@@ -124,6 +125,68 @@ def test_bf16_autocast_training_gradients_follow_fp32():
         assert p.grad.dtype == torch.float32, name
         error = ((p.grad - q.grad).norm() / q.grad.norm()).item()
         assert error < 0.1, (name, error)
+
+
+class LinearPointwiseByDefinition:
+    """oneDNN's linear-pointwise ops (``torch.ops.mkldnn._linear_pointwise`` and its ``binary``
+    overload) computed by their definitions, which every CPU runs in every dtype; records the
+    dtypes of their inputs."""
+
+    def __init__(self) -> None:
+        self.dtypes: set[torch.dtype] = set()
+
+    def __call__(self, x, weight, bias, attr, scalars, algorithm):
+        self.dtypes.add(x.dtype)
+        out = F.linear(x, weight, bias)
+        if attr == 'gelu':
+            return F.gelu(out, approximate=algorithm)
+        return F.silu(out) if attr == 'swish' else out
+
+    def binary(self, x, other, weight, bias, op):
+        self.dtypes.add(x.dtype)
+        out = F.linear(x, weight, bias)
+        return out + other if op == 'add' else out * other
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
+@pytest.mark.parametrize('act,conv_ratio,ls_init_value', [
+    ('gelu', 1.0, None), ('silu', 1.25, 0.5), ('gelu', 8 / 3, None)])
+@pytest.mark.parametrize('x_dtype', [torch.bfloat16, torch.float32])  # float32: shortcut added apart
+def test_the_kernels_bf16_path_on_any_cpu(monkeypatch, act, conv_ratio, ls_init_value, x_dtype):
+    """The kernels' bfloat16 path as AVX-512 machines run it (weights cast to bf16, the shortcut,
+    the fused inference and the written-out backward in bf16), checked on every CPU: oneDNN's
+    fused GEMMs are replaced by their definitions. Under the same autocast the mixer's output and
+    every gradient follow the formula's (bf16 rounding apart: 1.2% measured for the fused
+    inference, whose epilogues round in another order; 0.3% for the parameters' gradients)."""
+    linear = LinearPointwiseByDefinition()
+    monkeypatch.setattr(cpu_kernels, '_linear', linear)
+    monkeypatch.setattr(cpu_kernels, 'runs_in', lambda dtype: dtype in (torch.float32, torch.bfloat16))
+    torch.manual_seed(0)
+    block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
+    for p in block.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    block.mixer = 'cpu_kernels'
+    reference = reference_copy(block)
+    x = torch.randn(3, 9, 11, 32).to(x_dtype)
+    inputs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out, expected = (model(x_) for model, x_ in zip((block, reference), inputs))
+        with torch.no_grad():
+            inferred, inferred_expected = block(x), reference(x)
+    assert linear.dtypes == {torch.bfloat16}
+    assert out.dtype == expected.dtype and inferred.dtype == inferred_expected.dtype
+    assert relative_error(out - x, expected - x) < 1e-2
+    assert relative_error(inferred - x, inferred_expected - x) < 3e-2
+    grad = torch.randn(out.shape)
+    out.float().backward(grad)
+    expected.float().backward(grad)
+    assert relative_error(*(x_.grad for x_ in inputs)) < 2e-2
+    for (name, p), q in zip(block.named_parameters(), reference.parameters()):
+        assert p.grad.dtype == torch.float32, name
+        assert relative_error(p.grad, q.grad) < 2e-2, name
 
 
 def test_other_dtypes_take_the_reference_formula():
