@@ -22,8 +22,8 @@ def _cpuinfo(field: str) -> str | None:
     """The first ``field`` of /proc/cpuinfo (``'flags'``, ``'model name'``), if there is one."""
     try:
         with open('/proc/cpuinfo') as f:
-            return next((line.split(':', 1)[1].strip() for line in f
-                         if line.startswith(field)), None)
+            return next((value.strip() for key, _, value in (line.partition(':') for line in f)
+                         if key.strip() == field), None)
     except OSError:
         return None
 
@@ -72,7 +72,11 @@ def why_no_native_bf16() -> str:
 
 
 def processor_name() -> str:
-    return _cpuinfo('model name') or platform.processor() or platform.machine()
+    """The model name, with the x86 family and model that tell its generation where the name
+    does not (a virtual machine's ``AMD EPYC``: family 25 model 1 is Zen 3, model 17 Zen 4)."""
+    name = _cpuinfo('model name') or platform.processor() or platform.machine()
+    family, model = _cpuinfo('cpu family'), _cpuinfo('model')
+    return f'{name} (family {family}, model {model})' if family and model else name
 
 
 def describe() -> str:
