@@ -218,7 +218,7 @@ class GatedMixer(torch.autograd.Function):
         grad_gate = grad_z[..., :h]
         torch.mul(grad_mixed[..., :n_id], i, out=grad_gate[..., :n_id])
         torch.mul(grad_mixed[..., n_id:], c_conv, out=grad_gate[..., n_id:])
-        grad_gate.copy_(_ACTS[ctx.act][3](grad_gate, pre))
+        grad_gate.copy_(_ACTS[ctx.act][3](grad_gate, pre))  # torch 2.1 writes a strided out= wrong
         torch.mul(grad_mixed[..., :n_id], gate[..., :n_id], out=grad_z[..., h:h + n_id])
         grad_c, grad_conv_weight, grad_conv_bias = _depthwise_conv_backward(
             grad_mixed[..., n_id:] * gate[..., n_id:], c, conv_weight)

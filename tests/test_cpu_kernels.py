@@ -172,7 +172,7 @@ def test_the_kernels_own_code_on_any_cpu_and_torch(monkeypatch, act, conv_ratio,
     dtype, x_dtype, (out_tol, inference_tol, grad_tol) = KERNEL_PATHS[path]
     linear = LinearPointwiseByDefinition()
     monkeypatch.setattr(cpu_kernels, '_linear', linear)
-    monkeypatch.setattr(cpu_kernels, 'runs_in', lambda dtype: dtype in (torch.float32, torch.bfloat16))
+    monkeypatch.setattr(cpu_kernels, 'runs_in', lambda d: d in (torch.float32, torch.bfloat16))
     torch.manual_seed(0)
     block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
     for p in block.parameters():
