@@ -34,6 +34,10 @@ def reference_copy(module: torch.nn.Module) -> torch.nn.Module:
     return ref
 
 
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).norm() / b.float().norm()).item()
+
+
 def assert_grads_close(model, reference, tol):
     """Every parameter gradient within ``tol`` of the reference's, relative to its largest entry."""
     for (name, p), q in zip(model.named_parameters(), reference.parameters()):
@@ -107,7 +111,7 @@ def test_bf16_autocast_features_within_2e_2_of_fp32():
             bf16 = backbone(x)
     for i, (a, b) in enumerate(zip(fp32, bf16)):
         assert b.dtype == torch.bfloat16, i  # the kernels ran in bf16
-        error = ((b.float() - a).norm() / a.norm()).item()
+        error = relative_error(b, a)
         assert 1e-4 < error < 2e-2, (i, error)
 
 
@@ -122,7 +126,7 @@ def test_bf16_autocast_training_gradients_follow_fp32():
     sum(f.square().mean() for f in reference(x)).backward()
     for (name, p), q in zip(backbone.named_parameters(), reference.parameters()):
         assert p.grad.dtype == torch.float32, name
-        error = ((p.grad - q.grad).norm() / q.grad.norm()).item()
+        error = relative_error(p.grad, q.grad)
         assert error < 0.1, (name, error)
 
 
@@ -145,10 +149,6 @@ class LinearPointwiseByDefinition:
         self.dtypes.add(x.dtype)
         out = F.linear(x, weight, bias)
         return out + other if op == 'add' else out * other
-
-
-def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
 #: compute dtype (autocast's or the input's), input dtype -> tolerance of the mixer's output, of the
