@@ -153,7 +153,9 @@ def test_amp_is_fp16_on_a_gpu_and_bfloat16_only_on_a_cpu_that_has_it(monkeypatch
 
     from mambaout_mm import cpu_support
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: has_gpu)
+    # a CPU with or without bf16 instructions, whatever this one has (the log names the reason)
     monkeypatch.setattr(cpu_support, 'bf16_native', lambda: bf16_native)
+    monkeypatch.setattr(cpu_support, 'hardware_bf16', lambda: bf16_native)
     cfg = load('mambaout_tiny_1x.py')
     chosen = setup_amp(cfg, requested=False)
     assert cfg.optim_wrapper.type == expected
