@@ -7,21 +7,22 @@ that takes six times the forward convolution. Here
 
 * every ``fc1`` part is its own GEMM on a contiguous row block of the weight, so nothing is sliced
   or concatenated; oneDNN adds the bias (and, without autograd, applies the activation and the
-  ``i`` gate) in the GEMM's epilogue, and adds the shortcut in ``fc2``'s;
+  ``i`` gate) in the GEMM's epilogue, and adds the shortcut in ``fc2``'s; where oneDNN has no
+  AVX-512, ATen's GEMMs run instead and the same epilogues follow them in place (:func:`gemms`);
 * the backward is written out (:class:`GatedMixer`): one buffer holds the gradient of all of
   ``fc1``'s outputs, so ``fc1`` and ``fc2`` each take one GEMM per gradient; the depthwise
   convolution's weight gradient is a convolution of the input with the output gradient, one per
   image (three times faster here than PyTorch's kernel).
 
 Same parameters, same function: the results match :meth:`GatedCNNBlock.mix_reference` to float32
-rounding (tests). They run in the dtypes that this CPU's oneDNN supports (:func:`runs_in`, probed
-once per process: bfloat16 needs AVX512-BF16 or AMX, or at least AVX-512 for oneDNN to emulate it);
+rounding (tests). They run in the dtypes that this CPU's GEMMs support (:func:`runs_in`, probed
+once per process: bfloat16 needs oneDNN on AVX-512, natively with AVX512-BF16 or AMX, else emulated);
 everything else, and other devices, take the reference formula.
 """
 from __future__ import annotations
 
 import functools
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +52,58 @@ class MixerWeights(NamedTuple):
     act: str
 
 
+def _onednn_fc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+               act: str = 'none', algorithm: str = '') -> torch.Tensor:
+    return _linear(x, weight, bias, act, [], algorithm)
+
+
+def _onednn_fc_then(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor | None, op: str) -> torch.Tensor:
+    return _linear.binary(x, other, weight, bias, op)
+
+
+#: oneDNN epilogue name -> the same activation in place, for ATen's GEMMs
+_IN_PLACE = {
+    'none': lambda t, algorithm: t,
+    'gelu': lambda t, algorithm: torch._C._nn.gelu_(t, approximate=algorithm),
+    'swish': lambda t, algorithm: F.silu(t, inplace=True),
+}
+
+
+def _aten_fc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+             act: str = 'none', algorithm: str = '') -> torch.Tensor:
+    return _IN_PLACE[act](F.linear(x, weight, bias), algorithm)
+
+
+def _aten_fc_then(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor,
+                  bias: torch.Tensor | None, op: str) -> torch.Tensor:
+    out = F.linear(x, weight, bias)
+    return out.add_(other) if op == 'add' else out.mul_(other)
+
+
+class Gemms(NamedTuple):
+    """``fc(x, w, b, act, algorithm)``: ``act(linear(x))``; ``fc_then(x, other, w, b, op)``:
+    ``linear(x) + other`` or ``linear(x) * other`` (``op`` 'add' or 'mul')."""
+    name: str
+    fc: Callable[..., torch.Tensor]
+    fc_then: Callable[..., torch.Tensor]
+
+
+#: oneDNN's inner product with the activation and the add or mul in its epilogue
+ONEDNN = Gemms('oneDNN', _onednn_fc, _onednn_fc_then)
+#: ATen's GEMM (MKL's sgemm on x86), then the epilogue in place
+ATEN = Gemms('ATen', _aten_fc, _aten_fc_then)
+
+
+@functools.cache
+def gemms() -> Gemms:
+    """The GEMMs of the kernels here, chosen once per process: oneDNN's fused ones where oneDNN
+    runs AVX-512, ATen's elsewhere (on AVX2 oneDNN's fp32 inner product is slower than MKL's
+    sgemm: ATen's made MambaOut-T's inference 1.26x timm's instead of 1.17x, README "Speed")."""
+    fused = _linear is not None and torch.backends.mkldnn.is_available()
+    return ONEDNN if fused and cpu_support.onednn_avx512() else ATEN
+
+
 def available(x: torch.Tensor) -> bool:
     """Whether :func:`gated_mix` runs on ``x``'s device and compute dtype on this CPU.
 
@@ -78,8 +131,8 @@ def runs_in(dtype: torch.dtype) -> bool:
     """
     if dtype not in (torch.float32, torch.bfloat16):
         return False
-    if _linear is None or not torch.backends.mkldnn.is_available():
-        reason = 'this PyTorch has no oneDNN linear-pointwise op'
+    if dtype == torch.bfloat16 and gemms() is not ONEDNN:
+        reason = 'their bfloat16 GEMMs need oneDNN with AVX-512'
     else:
         try:
             error = _probe(dtype)
@@ -131,11 +184,6 @@ def _probe(dtype: torch.dtype) -> float:
     return max(rel(inference, expected), rel(out, expected), rel(y_grad.grad, y_ref.grad))
 
 
-def _fc(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-        act: str = 'none', algorithm: str = '') -> torch.Tensor:
-    return _linear(x, weight, bias, act, [], algorithm)
-
-
 def _depthwise_conv(c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Depthwise conv with 'same' padding on NHWC ``c``; NHWC out."""
     k = weight.shape[-1]
@@ -165,17 +213,17 @@ def _mix_inference(y: torch.Tensor, shortcut: torch.Tensor | None, w: MixerWeigh
     """Forward without autograd: the activation and the ``i`` gate run in GEMM epilogues."""
     h, n_id = w.hidden, w.n_id
     act, algorithm = _ACTS[w.act][:2]
+    fc, fc_then = gemms()[1:]
     w1, b1 = w.fc1_weight, w.fc1_bias
     rows_i, rows_c = slice(h, h + n_id), slice(h + n_id, 2 * h)
-    c = _depthwise_conv(_fc(y, w1[rows_c], b1[rows_c]), w.conv_weight, w.conv_bias)
-    mixed = c.mul_(_fc(y, w1[n_id:h], b1[n_id:h], act, algorithm))  # act(g_c) * c
-    out = (_fc(mixed, w.fc2_weight[:, n_id:].contiguous(), w.fc2_bias) if shortcut is None else
-           _linear.binary(mixed, shortcut, w.fc2_weight[:, n_id:].contiguous(), w.fc2_bias,
-                          'add'))
+    c = _depthwise_conv(fc(y, w1[rows_c], b1[rows_c]), w.conv_weight, w.conv_bias)
+    mixed = c.mul_(fc(y, w1[n_id:h], b1[n_id:h], act, algorithm))  # act(g_c) * c
+    out = (fc(mixed, w.fc2_weight[:, n_id:].contiguous(), w.fc2_bias) if shortcut is None else
+           fc_then(mixed, shortcut, w.fc2_weight[:, n_id:].contiguous(), w.fc2_bias, 'add'))
     if n_id:
-        g_i = _fc(y, w1[:n_id], b1[:n_id], act, algorithm)
-        mixed_i = _linear.binary(y, g_i, w1[rows_i], b1[rows_i], 'mul')  # act(g_i) * i
-        out = _linear.binary(mixed_i, out, w.fc2_weight[:, :n_id].contiguous(), None, 'add')
+        g_i = fc(y, w1[:n_id], b1[:n_id], act, algorithm)
+        mixed_i = fc_then(y, g_i, w1[rows_i], b1[rows_i], 'mul')  # act(g_i) * i
+        out = fc_then(mixed_i, out, w.fc2_weight[:, :n_id].contiguous(), None, 'add')
     return out
 
 
@@ -189,16 +237,17 @@ class GatedMixer(torch.autograd.Function):
                 act: str) -> torch.Tensor:
         h = hidden
         act_fn = _ACTS[act][2]
-        pre = _fc(y, fc1_weight[:h], fc1_bias[:h])  # gate before its activation
+        fc, fc_then = gemms()[1:]
+        pre = fc(y, fc1_weight[:h], fc1_bias[:h])  # gate before its activation
         gate = act_fn(pre)
-        i = _fc(y, fc1_weight[h:h + n_id], fc1_bias[h:h + n_id])
-        c = _fc(y, fc1_weight[h + n_id:], fc1_bias[h + n_id:])
+        i = fc(y, fc1_weight[h:h + n_id], fc1_bias[h:h + n_id])
+        c = fc(y, fc1_weight[h + n_id:], fc1_bias[h + n_id:])
         c_conv = _depthwise_conv(c, conv_weight, conv_bias)
         mixed = y.new_empty(y.shape[:-1] + (h,))
         torch.mul(gate[..., :n_id], i, out=mixed[..., :n_id])
         torch.mul(gate[..., n_id:], c_conv, out=mixed[..., n_id:])
-        out = (_fc(mixed, fc2_weight, fc2_bias) if shortcut is None else
-               _linear.binary(mixed, shortcut, fc2_weight, fc2_bias, 'add'))
+        out = (fc(mixed, fc2_weight, fc2_bias) if shortcut is None else
+               fc_then(mixed, shortcut, fc2_weight, fc2_bias, 'add'))
         ctx.save_for_backward(y, pre, gate, i, c, c_conv, mixed, fc1_weight, conv_weight,
                               fc2_weight)
         ctx.split, ctx.act, ctx.has_shortcut = (h, n_id), act, shortcut is not None

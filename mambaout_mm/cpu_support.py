@@ -16,6 +16,8 @@ import torch
 
 #: oneDNN ISA limits (``ONEDNN_MAX_CPU_ISA``) that leave bfloat16 instructions available.
 _ONEDNN_BF16_MARKERS = ('BF16', 'AMX', 'FP16', 'AVX10', 'ALL', 'DEFAULT')
+#: oneDNN ISA limits that leave AVX-512 available
+_ONEDNN_AVX512_MARKERS = ('AVX512', 'AMX', 'AVX10', 'ALL', 'DEFAULT')
 
 
 def _cpuinfo(field: str) -> str | None:
@@ -42,9 +44,21 @@ def isa() -> str:
     return torch.backends.cpu.get_cpu_capability()
 
 
+def _onednn_limit() -> str:
+    """oneDNN's ISA limit (``ONEDNN_MAX_CPU_ISA``, formerly ``DNNL_MAX_CPU_ISA``), or ''."""
+    return os.environ.get('ONEDNN_MAX_CPU_ISA', os.environ.get('DNNL_MAX_CPU_ISA', ''))
+
+
+def onednn_avx512() -> bool:
+    """Whether oneDNN runs AVX-512 code here: ATen sees AVX-512 and no oneDNN limit is lower."""
+    limit = _onednn_limit().upper()
+    return isa().startswith('AVX512') and (
+        not limit or any(m in limit for m in _ONEDNN_AVX512_MARKERS))
+
+
 def bf16_limited_away() -> str | None:
     """The environment variable that keeps bfloat16 instructions from oneDNN/ATen, if any."""
-    onednn = os.environ.get('ONEDNN_MAX_CPU_ISA', os.environ.get('DNNL_MAX_CPU_ISA', ''))
+    onednn = _onednn_limit()
     if onednn and not any(m in onednn.upper() for m in _ONEDNN_BF16_MARKERS):
         return f'ONEDNN_MAX_CPU_ISA={onednn}'
     if not isa().startswith('AVX512'):

@@ -51,8 +51,17 @@ def assert_grads_close(model, reference, tol):
     ('silu', 1.25, 0.5),    # timm rw: layer scale, so the shortcut is added outside
     ('gelu', 8 / 3, None),  # every channel through the conv: no identity part
 ])
+@pytest.mark.parametrize('gemms', [
+    pytest.param(cpu_kernels.ONEDNN, marks=pytest.mark.skipif(
+        cpu_kernels._linear is None or not torch.backends.mkldnn.is_available(),
+        reason=f'torch {torch.__version__} has no oneDNN linear-pointwise op')),
+    cpu_kernels.ATEN,
+], ids=lambda g: g.name)
 @fp32_kernels
-def test_block_matches_reference_forward_and_backward(act, conv_ratio, ls_init_value):
+def test_block_matches_reference_forward_and_backward(monkeypatch, gemms, act, conv_ratio,
+                                                      ls_init_value):
+    """Both GEMM choices (oneDNN's fused ones run on AVX-512, ATen's on AVX2) on this CPU."""
+    monkeypatch.setattr(cpu_kernels, 'gemms', lambda: gemms)
     torch.manual_seed(0)
     block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
     for p in block.parameters():
@@ -172,6 +181,7 @@ def test_the_kernels_own_code_on_any_cpu_and_torch(monkeypatch, act, conv_ratio,
     dtype, x_dtype, (out_tol, inference_tol, grad_tol) = KERNEL_PATHS[path]
     linear = LinearPointwiseByDefinition()
     monkeypatch.setattr(cpu_kernels, '_linear', linear)
+    monkeypatch.setattr(cpu_kernels, 'gemms', lambda: cpu_kernels.ONEDNN)
     monkeypatch.setattr(cpu_kernels, 'runs_in', lambda d: d in (torch.float32, torch.bfloat16))
     torch.manual_seed(0)
     block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
@@ -275,6 +285,7 @@ ref.mixer = 'reference'
 x = torch.randn(2, 6, 7, 32, requires_grad=True)
 expected = ref(x).detach()
 result = dict(isa=cpu_support.isa(), native=cpu_support.bf16_native(),
+              gemms=cpu_kernels.gemms().name,
               fp32_error=(block(x) - expected).abs().max().item(),
               fp32_kernels=cpu_kernels.runs_in(torch.float32),
               bf16_kernels=cpu_kernels.runs_in(torch.bfloat16))
@@ -304,10 +315,10 @@ def avx2_run() -> tuple[dict, str]:
 
 
 def test_kernels_under_the_avx2_limits(avx2_run):
-    """On any CPU, in a process limited to AVX2 as most laptops are: fp32 kernels match the
-    formula, and bfloat16 is neither native nor given to the kernels (said once in the log)."""
+    """On any CPU, in a process limited to AVX2 as most laptops are: fp32 kernels on ATen's GEMMs
+    match the formula, and bfloat16 is neither native nor given to the kernels (said once in the log)."""
     result, log = avx2_run
-    assert result['isa'] == 'AVX2' and not result['native']
+    assert result['isa'] == 'AVX2' and not result['native'] and result['gemms'] == 'ATen'
     assert result['fp32_kernels'] == cpu_kernels.runs_in(torch.float32)  # AVX2 runs them too
     assert result['fp32_error'] < 1e-5
     assert not result['bf16_kernels']
