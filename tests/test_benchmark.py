@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from mambaout_mm import benchmark, cpu_support
+from mambaout_mm import benchmark, cpu_kernels, cpu_support
 from mambaout_mm.benchmark import (build_subjects, default_dtypes, default_shape,
                                    feature_agreement, make_step, markdown, peak_memory,
                                    run_benchmark, to_rows)
@@ -60,8 +60,11 @@ def test_cli_writes_json_markdown_and_plot(tmp_path):
              '--shape', '1', '3', '64', '64', '--modes', 'infer', '--dtypes', 'fp32',
              '--warmup', '0', '--repeats', '1', '--no-memory', '--json', str(tmp_path / 'b.json'),
              '--markdown', str(tmp_path / 'b.md'), '--plot', str(tmp_path / 'b.png'))
-    rows = json.loads((tmp_path / 'b.json').read_text())['rows']
+    result = json.loads((tmp_path / 'b.json').read_text())
+    rows = result['rows']
     assert [r['subject'] for r in rows] == ['mambaout_t', 'timm_mambaout_t', 'resnet50']
+    assert cpu_support.isa() in result['machine']  # the ISA and the kernels' GEMMs are named
+    assert f'{cpu_kernels.gemms().name} GEMMs' in result['machine']
     assert (tmp_path / 'b.md').read_text().count('| infer | fp32 |') == 3
     assert (tmp_path / 'b.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 

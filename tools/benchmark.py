@@ -24,7 +24,7 @@ import subprocess
 
 import torch
 
-from mambaout_mm import cpu_support
+from mambaout_mm import cpu_kernels, cpu_support
 from mambaout_mm.benchmark import (SUBJECTS, build_subjects, default_dtypes, default_shape,
                                    feature_agreement, is_config, markdown, run_benchmark,
                                    split_config, to_rows)
@@ -69,7 +69,8 @@ def machine(device: str) -> str:
                                 check=False).stdout.split('\n')[0]
         return (f'{torch.cuda.get_device_name()}, driver {driver or "unknown"}, CUDA '
                 f'{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}')
-    return f'{cpu_support.describe()}, {torch.get_num_threads()} threads'
+    return (f'{cpu_support.describe()}, {torch.get_num_threads()} threads, '
+            f'{cpu_kernels.gemms().name} GEMMs in our CPU kernels')
 
 
 class Profiler:
