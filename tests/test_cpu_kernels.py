@@ -339,7 +339,8 @@ def avx2_run() -> tuple[dict, str]:
 
 def test_kernels_under_the_avx2_limits(avx2_run):
     """On any CPU, in a process limited to AVX2 as most laptops are: fp32 kernels on ATen's GEMMs
-    match the formula, and bfloat16 is neither native nor given to the kernels (said once in the log)."""
+    match the formula, and bfloat16 is neither native nor given to the kernels (said once in the
+    log)."""
     result, log = avx2_run
     assert result['isa'] == 'AVX2' and not result['native'] and result['gemms'] == 'ATen'
     assert result['fp32_kernels'] == cpu_kernels.runs_in(torch.float32)  # AVX2 runs them too
