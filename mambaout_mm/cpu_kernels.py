@@ -16,8 +16,8 @@ that takes six times the forward convolution. Here
 
 Same parameters, same function: the results match :meth:`GatedCNNBlock.mix_reference` to float32
 rounding (tests). They run in the dtypes that this CPU's GEMMs support (:func:`runs_in`, probed
-once per process: bfloat16 needs oneDNN on AVX-512, natively with AVX512-BF16 or AMX, else emulated);
-everything else, and other devices, take the reference formula.
+once per process: bfloat16 needs oneDNN on AVX-512, native with AVX512-BF16 or AMX, else
+emulated); everything else, and other devices, take the reference formula.
 """
 from __future__ import annotations
 
