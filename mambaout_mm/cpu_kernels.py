@@ -95,13 +95,17 @@ ONEDNN = Gemms('oneDNN', _onednn_fc, _onednn_fc_then)
 ATEN = Gemms('ATen', _aten_fc, _aten_fc_then)
 
 
+def has_onednn_gemms() -> bool:
+    """Whether this PyTorch has oneDNN's linear-pointwise ops."""
+    return _linear is not None and torch.backends.mkldnn.is_available()
+
+
 @functools.cache
 def gemms() -> Gemms:
     """The GEMMs of the kernels here, chosen once per process: oneDNN's fused ones where oneDNN
     runs AVX-512, ATen's elsewhere (on AVX2 oneDNN's fp32 inner product is slower than MKL's
     sgemm: ATen's made MambaOut-T's inference 1.26x timm's instead of 1.17x, README "Speed")."""
-    fused = _linear is not None and torch.backends.mkldnn.is_available()
-    return ONEDNN if fused and cpu_support.onednn_avx512() else ATEN
+    return ONEDNN if has_onednn_gemms() and cpu_support.onednn_avx512() else ATEN
 
 
 def available(x: torch.Tensor) -> bool:

@@ -49,18 +49,21 @@ def _onednn_limit() -> str:
     return os.environ.get('ONEDNN_MAX_CPU_ISA', os.environ.get('DNNL_MAX_CPU_ISA', ''))
 
 
+def _onednn_allows(markers: tuple[str, ...]) -> bool:
+    """Whether oneDNN's ISA limit, if one is set, names an ISA with one of ``markers``."""
+    limit = _onednn_limit().upper()
+    return not limit or any(m in limit for m in markers)
+
+
 def onednn_avx512() -> bool:
     """Whether oneDNN runs AVX-512 code here: ATen sees AVX-512 and no oneDNN limit is lower."""
-    limit = _onednn_limit().upper()
-    return isa().startswith('AVX512') and (
-        not limit or any(m in limit for m in _ONEDNN_AVX512_MARKERS))
+    return isa().startswith('AVX512') and _onednn_allows(_ONEDNN_AVX512_MARKERS)
 
 
 def bf16_limited_away() -> str | None:
     """The environment variable that keeps bfloat16 instructions from oneDNN/ATen, if any."""
-    onednn = _onednn_limit()
-    if onednn and not any(m in onednn.upper() for m in _ONEDNN_BF16_MARKERS):
-        return f'ONEDNN_MAX_CPU_ISA={onednn}'
+    if not _onednn_allows(_ONEDNN_BF16_MARKERS):
+        return f'ONEDNN_MAX_CPU_ISA={_onednn_limit()}'
     if not isa().startswith('AVX512'):
         aten = os.environ.get('ATEN_CPU_CAPABILITY')
         return f'ATEN_CPU_CAPABILITY={aten}' if aten else None

@@ -73,7 +73,7 @@ def assert_grads_close(model, reference, tol):
 ])
 @pytest.mark.parametrize('gemms', [
     pytest.param(cpu_kernels.ONEDNN, marks=pytest.mark.skipif(
-        cpu_kernels._linear is None or not torch.backends.mkldnn.is_available(),
+        not cpu_kernels.has_onednn_gemms(),
         reason=f'torch {torch.__version__} has no oneDNN linear-pointwise op')),
     cpu_kernels.ATEN,
 ], ids=lambda g: g.name)
