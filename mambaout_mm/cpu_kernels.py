@@ -8,11 +8,12 @@ that takes six times the forward convolution. Here
 * every ``fc1`` part is its own GEMM on a contiguous row block of the weight, so nothing is sliced
   or concatenated; oneDNN adds the bias (and, without autograd, applies the activation and the
   ``i`` gate) in the GEMM's epilogue, and adds the shortcut in ``fc2``'s; where oneDNN has no
-  AVX-512, ATen's GEMMs run instead and the same epilogues follow them in place (:func:`gemms`);
-* the backward is written out (:class:`GatedMixer`): one buffer holds the gradient of all of
-  ``fc1``'s outputs, so ``fc1`` and ``fc2`` each take one GEMM per gradient; the depthwise
-  convolution's weight gradient is a convolution of the input with the output gradient, one per
-  image (three times faster here than PyTorch's kernel).
+  AVX-512, ATen's GEMMs run instead and the same epilogues follow them in place
+  (:func:`isa_kernels`);
+* the backward is written out (:class:`GatedMixer`): the gradients of ``g``, ``i`` and ``c`` are
+  made where their GEMMs read them (the activation's backward in place), with no buffer that
+  gathers them; the depthwise convolution's weight gradient is a convolution of the input with
+  the output gradient, one per image (three times faster here than PyTorch's kernel).
 
 Same parameters, same function: the results match :meth:`GatedCNNBlock.mix_reference` to float32
 rounding (tests). They run in the dtypes that this CPU's GEMMs support (:func:`runs_in`, probed
@@ -81,18 +82,23 @@ def _aten_fc_then(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor,
     return out.add_(other) if op == 'add' else out.mul_(other)
 
 
-class Gemms(NamedTuple):
-    """``fc(x, w, b, act, algorithm)``: ``act(linear(x))``; ``fc_then(x, other, w, b, op)``:
-    ``linear(x) + other`` or ``linear(x) * other`` (``op`` 'add' or 'mul')."""
-    name: str
+class IsaKernels(NamedTuple):
+    """What the kernels run differently by ISA. ``fc(x, w, b, act, algorithm)``:
+    ``act(linear(x))``; ``fc_then(x, other, w, b, op)``: ``linear(x) + other`` or
+    ``linear(x) * other`` (``op`` 'add' or 'mul'); ``conv_input(c)``: the NCHW view ``c`` in the
+    memory format that the depthwise conv's weight gradient reads fastest."""
+    name: str  # whose GEMMs
     fc: Callable[..., torch.Tensor]
     fc_then: Callable[..., torch.Tensor]
+    conv_input: Callable[[torch.Tensor], torch.Tensor]
 
 
-#: oneDNN's inner product with the activation and the add or mul in its epilogue
-ONEDNN = Gemms('oneDNN', _onednn_fc, _onednn_fc_then)
-#: ATen's GEMM (MKL's sgemm on x86), then the epilogue in place
-ATEN = Gemms('ATen', _aten_fc, _aten_fc_then)
+#: oneDNN's inner product with the activation and the add or mul in its epilogue; the conv's
+#: weight gradient reads the channels-last input as it is (2.2x faster than NCHW at stage 1)
+ONEDNN = IsaKernels('oneDNN', _onednn_fc, _onednn_fc_then, lambda c: c)
+#: ATen's GEMM (MKL's sgemm on x86), then the epilogue in place; oneDNN's AVX2 depthwise conv
+#: computes the weight gradient 1.3-2.8x faster from an NCHW copy of its input
+ATEN = IsaKernels('ATen', _aten_fc, _aten_fc_then, torch.Tensor.contiguous)
 
 
 def has_onednn_gemms() -> bool:
@@ -101,10 +107,10 @@ def has_onednn_gemms() -> bool:
 
 
 @functools.cache
-def gemms() -> Gemms:
-    """The GEMMs of the kernels here, chosen once per process: oneDNN's fused ones where oneDNN
-    runs AVX-512, ATen's elsewhere (on AVX2 oneDNN's fp32 inner product is slower than MKL's
-    sgemm: ATen's made MambaOut-T's inference 1.26x timm's instead of 1.17x, README "Speed")."""
+def isa_kernels() -> IsaKernels:
+    """The kernels for this CPU, chosen once per process: oneDNN's fused GEMMs where oneDNN runs
+    AVX-512, ATen's elsewhere (on AVX2 oneDNN's fp32 inner product is slower than MKL's sgemm:
+    ATen's made MambaOut-T's inference 1.26x timm's instead of 1.17x, README "Speed")."""
     return ONEDNN if has_onednn_gemms() and cpu_support.onednn_avx512() else ATEN
 
 
@@ -135,7 +141,7 @@ def runs_in(dtype: torch.dtype) -> bool:
     """
     if dtype not in (torch.float32, torch.bfloat16):
         return False
-    if dtype == torch.bfloat16 and gemms() is not ONEDNN:
+    if dtype == torch.bfloat16 and isa_kernels() is not ONEDNN:
         reason = 'their bfloat16 GEMMs need oneDNN with AVX-512'
     else:
         try:
@@ -195,18 +201,21 @@ def _depthwise_conv(c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
     return out.permute(0, 2, 3, 1)
 
 
-def _depthwise_conv_backward(grad: torch.Tensor, c: torch.Tensor, weight: torch.Tensor
+def _depthwise_conv_backward(grad: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,
+                             conv_input: Callable[[torch.Tensor], torch.Tensor]
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of :func:`_depthwise_conv` (NHWC ``grad`` and ``c``): input, weight, bias.
 
     With 'same' padding, dW[ch] = sum over images of xcorr(c[n, ch], grad[n, ch]): a depthwise
-    convolution of the image with its own output gradient as the kernel.
+    convolution of the image (in the memory format ``conv_input`` gives) with its own output
+    gradient as the kernel.
     """
     channels, k = weight.shape[0], weight.shape[-1]
     grad_nchw, c_nchw = grad.permute(0, 3, 1, 2), c.permute(0, 3, 1, 2)
     grad_input = torch.ops.aten.convolution_backward(
         grad_nchw, c_nchw, weight, None, (1, 1), (k // 2, k // 2), (1, 1), False, (0, 0),
         channels, (True, False, False))[0]
+    c_nchw = conv_input(c_nchw)
     grad_weight = sum(F.conv2d(c_nchw[n:n + 1], grad_nchw[n].unsqueeze(1), padding=k // 2,
                                groups=channels) for n in range(c.shape[0]))
     return (grad_input.permute(0, 2, 3, 1), grad_weight.view_as(weight),
@@ -217,7 +226,7 @@ def _mix_inference(y: torch.Tensor, shortcut: torch.Tensor | None, w: MixerWeigh
     """Forward without autograd: the activation and the ``i`` gate run in GEMM epilogues."""
     h, n_id = w.hidden, w.n_id
     act, algorithm = _ACTS[w.act][:2]
-    fc, fc_then = gemms()[1:]
+    fc, fc_then = isa_kernels()[1:3]
     w1, b1 = w.fc1_weight, w.fc1_bias
     rows_i, rows_c = slice(h, h + n_id), slice(h + n_id, 2 * h)
     c = _depthwise_conv(fc(y, w1[rows_c], b1[rows_c]), w.conv_weight, w.conv_bias)
@@ -241,7 +250,7 @@ class GatedMixer(torch.autograd.Function):
                 act: str) -> torch.Tensor:
         h = hidden
         act_fn = _ACTS[act][2]
-        fc, fc_then = gemms()[1:]
+        fc, fc_then = isa_kernels()[1:3]
         pre = fc(y, fc1_weight[:h], fc1_bias[:h])  # gate before its activation
         gate = act_fn(pre)
         i = fc(y, fc1_weight[h:h + n_id], fc1_bias[h:h + n_id])
@@ -262,26 +271,32 @@ class GatedMixer(torch.autograd.Function):
         y, pre, gate, i, c, c_conv, mixed, w1, conv_weight, w2 = ctx.saved_tensors
         h, n_id = ctx.split
         rows, dim = grad_out.shape[:-1].numel(), grad_out.shape[-1]
-        grad_out2d = grad_out.reshape(rows, dim)
+        grad_out2d, y2d = grad_out.reshape(rows, dim), y.reshape(rows, -1)
         grad_fc2_weight = grad_out2d.t().mm(mixed.reshape(rows, h))
         grad_mixed = grad_out2d.mm(w2).view(mixed.shape)
 
-        # one buffer for the gradient of fc1's output [g | i | c]
-        grad_z = grad_out.new_empty(y.shape[:-1] + (2 * h,))
-        grad_gate = grad_z[..., :h]
-        torch.mul(grad_mixed[..., :n_id], i, out=grad_gate[..., :n_id])
-        torch.mul(grad_mixed[..., n_id:], c_conv, out=grad_gate[..., n_id:])
-        grad_gate.copy_(_ACTS[ctx.act][3](grad_gate, pre))  # torch 2.1 writes a strided out= wrong
-        torch.mul(grad_mixed[..., :n_id], gate[..., :n_id], out=grad_z[..., h:h + n_id])
+        # the gradients of fc1's outputs g, i and c, where the GEMMs below read them
+        grad_g = torch.empty_like(grad_mixed)
+        torch.mul(grad_mixed[..., :n_id], i, out=grad_g[..., :n_id])
+        torch.mul(grad_mixed[..., n_id:], c_conv, out=grad_g[..., n_id:])
+        _ACTS[ctx.act][3].grad_input(grad_g, pre, grad_input=grad_g)
         grad_c, grad_conv_weight, grad_conv_bias = _depthwise_conv_backward(
-            grad_mixed[..., n_id:] * gate[..., n_id:], c, conv_weight)
-        grad_z[..., h + n_id:] = grad_c
+            grad_mixed[..., n_id:] * gate[..., n_id:], c, conv_weight, isa_kernels().conv_input)
+        grad_mixed[..., :n_id].mul_(gate[..., :n_id])
+        parts = ((slice(0, h), grad_g.view(rows, h)),
+                 (slice(h, h + n_id), grad_mixed.view(rows, h)[:, :n_id]),
+                 (slice(h + n_id, 2 * h), grad_c.reshape(rows, -1)))
 
-        grad_z2d = grad_z.view(rows, 2 * h)
-        grad_y = grad_z2d.mm(w1).view(y.shape)
-        grad_fc1_weight = grad_z2d.t().mm(y.reshape(rows, -1))
-        return (grad_y, grad_out if ctx.has_shortcut else None, grad_fc1_weight,
-                grad_z2d.sum(0), grad_conv_weight, grad_conv_bias, grad_fc2_weight,
+        grad_y = parts[0][1].mm(w1[:h])
+        grad_fc1_weight, grad_fc1_bias = torch.empty_like(w1), w1.new_empty(2 * h)
+        for rows_of_w1, grad_part in parts:
+            if grad_part.shape[1]:  # no identity part where every channel is convolved
+                if rows_of_w1.start:
+                    grad_y.addmm_(grad_part, w1[rows_of_w1])
+                torch.mm(grad_part.t(), y2d, out=grad_fc1_weight[rows_of_w1])
+                torch.sum(grad_part, 0, out=grad_fc1_bias[rows_of_w1])
+        return (grad_y.view(y.shape), grad_out if ctx.has_shortcut else None, grad_fc1_weight,
+                grad_fc1_bias, grad_conv_weight, grad_conv_bias, grad_fc2_weight,
                 grad_out2d.sum(0), None, None, None)
 
 

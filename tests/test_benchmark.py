@@ -64,7 +64,7 @@ def test_cli_writes_json_markdown_and_plot(tmp_path):
     rows = result['rows']
     assert [r['subject'] for r in rows] == ['mambaout_t', 'timm_mambaout_t', 'resnet50']
     assert cpu_support.isa() in result['machine']  # the ISA and the kernels' GEMMs are named
-    assert f'{cpu_kernels.gemms().name} GEMMs' in result['machine']
+    assert f'{cpu_kernels.isa_kernels().name} GEMMs' in result['machine']
     assert (tmp_path / 'b.md').read_text().count('| infer | fp32 |') == 3
     assert (tmp_path / 'b.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 

@@ -71,17 +71,17 @@ def assert_grads_close(model, reference, tol):
     ('silu', 1.25, 0.5),    # timm rw: layer scale, so the shortcut is added outside
     ('gelu', 8 / 3, None),  # every channel through the conv: no identity part
 ])
-@pytest.mark.parametrize('gemms', [
+@pytest.mark.parametrize('kernels', [
     pytest.param(cpu_kernels.ONEDNN, marks=pytest.mark.skipif(
         not cpu_kernels.has_onednn_gemms(),
         reason=f'torch {torch.__version__} has no oneDNN linear-pointwise op')),
     cpu_kernels.ATEN,
 ], ids=lambda g: g.name)
 @fp32_kernels
-def test_block_matches_reference_forward_and_backward(monkeypatch, gemms, act, conv_ratio,
+def test_block_matches_reference_forward_and_backward(monkeypatch, kernels, act, conv_ratio,
                                                       ls_init_value):
-    """Both GEMM choices (oneDNN's fused ones run on AVX-512, ATen's on AVX2) on this CPU."""
-    monkeypatch.setattr(cpu_kernels, 'gemms', lambda: gemms)
+    """Both kernel choices (oneDNN's fused GEMMs run on AVX-512, ATen's on AVX2) on this CPU."""
+    monkeypatch.setattr(cpu_kernels, 'isa_kernels', lambda: kernels)
     torch.manual_seed(0)
     block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
     for p in block.parameters():
@@ -103,8 +103,10 @@ def test_block_matches_reference_forward_and_backward(monkeypatch, gemms, act, c
             torch.testing.assert_close(block(x), out_ref, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize('conv_input', [cpu_kernels.ONEDNN.conv_input, cpu_kernels.ATEN.conv_input],
+                         ids=['channels_last', 'nchw'])
 @pytest.mark.parametrize('kernel_size', [3, 7])
-def test_depthwise_conv_backward_matches_autograd(kernel_size):
+def test_depthwise_conv_backward_matches_autograd(kernel_size, conv_input):
     torch.manual_seed(0)
     c = torch.randn(3, 10, 13, 8, requires_grad=True)  # NHWC
     weight = torch.randn(8, 1, kernel_size, kernel_size, requires_grad=True)
@@ -112,7 +114,8 @@ def test_depthwise_conv_backward_matches_autograd(kernel_size):
     out = cpu_kernels._depthwise_conv(c, weight, bias)
     grad = torch.randn_like(out)
     expected = torch.autograd.grad(out, (c, weight, bias), grad)
-    got = cpu_kernels._depthwise_conv_backward(grad.contiguous(), c.detach(), weight.detach())
+    got = cpu_kernels._depthwise_conv_backward(grad.contiguous(), c.detach(), weight.detach(),
+                                               conv_input)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
 
@@ -203,7 +206,7 @@ def test_the_kernels_own_code_on_any_cpu_and_torch(monkeypatch, act, conv_ratio,
         skip_where_torch_cannot_run_bf16()  # the stand-ins for oneDNN's GEMMs are torch's
     linear = LinearPointwiseByDefinition()
     monkeypatch.setattr(cpu_kernels, '_linear', linear)
-    monkeypatch.setattr(cpu_kernels, 'gemms', lambda: cpu_kernels.ONEDNN)
+    monkeypatch.setattr(cpu_kernels, 'isa_kernels', lambda: cpu_kernels.ONEDNN)
     monkeypatch.setattr(cpu_kernels, 'runs_in', lambda d: d in (torch.float32, torch.bfloat16))
     torch.manual_seed(0)
     block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
@@ -308,7 +311,7 @@ ref.mixer = 'reference'
 x = torch.randn(2, 6, 7, 32, requires_grad=True)
 expected = ref(x).detach()
 result = dict(isa=cpu_support.isa(), native=cpu_support.bf16_native(),
-              gemms=cpu_kernels.gemms().name,
+              gemms=cpu_kernels.isa_kernels().name,
               fp32_error=(block(x) - expected).abs().max().item(),
               fp32_kernels=cpu_kernels.runs_in(torch.float32),
               bf16_kernels=cpu_kernels.runs_in(torch.bfloat16))

@@ -70,7 +70,7 @@ def machine(device: str) -> str:
         return (f'{torch.cuda.get_device_name()}, driver {driver or "unknown"}, CUDA '
                 f'{torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}')
     return (f'{cpu_support.describe()}, {torch.get_num_threads()} threads, '
-            f'{cpu_kernels.gemms().name} GEMMs in our CPU kernels')
+            f'{cpu_kernels.isa_kernels().name} GEMMs in our CPU kernels')
 
 
 class Profiler:
