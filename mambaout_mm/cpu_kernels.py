@@ -1,4 +1,5 @@
-"""The gated CNN block's token mixer on CPUs: fused oneDNN GEMMs and a written-out backward.
+"""MambaOut on CPUs: the gated block's token mixer (fused GEMMs, a written-out backward) and
+the trunk's strided convs.
 
 The mixer computes ``fc2(act(g) * cat(i, dwconv(c))) [+ shortcut]`` from the normed input ``y``,
 where ``fc1(y) = [g | i | c]``. Eager PyTorch spends a third of its CPU time on that formula outside
@@ -13,7 +14,10 @@ that takes six times the forward convolution. Here
 * the backward is written out (:class:`GatedMixer`): the gradients of ``g``, ``i`` and ``c`` are
   made where their GEMMs read them (the activation's backward in place), with no buffer that
   gathers them; the depthwise convolution's weight gradient is a convolution of the input with
-  the output gradient, one per image (three times faster here than PyTorch's kernel).
+  the output gradient, one per image (three times faster here than PyTorch's kernel);
+* the stem's and downsampling layers' convs (:func:`conv`) run on channels-last input, so their
+  outputs lie as the NHWC LayerNorms after them read them, and their weight gradient reads the
+  memory format that is fastest on this ISA (:class:`Conv`).
 
 Same parameters, same function: the results match :meth:`GatedCNNBlock.mix_reference` to float32
 rounding (tests). They run in the dtypes that this CPU's GEMMs support (:func:`runs_in`, probed
@@ -298,6 +302,52 @@ class GatedMixer(torch.autograd.Function):
         return (grad_y.view(y.shape), grad_out if ctx.has_shortcut else None, grad_fc1_weight,
                 grad_fc1_bias, grad_conv_weight, grad_conv_bias, grad_fc2_weight,
                 grad_out2d.sum(0), None, None, None)
+
+
+class Conv(torch.autograd.Function):
+    """A dense convolution whose weight gradient reads its input and output gradient in the
+    memory format :func:`isa_kernels` gives (on AVX2, oneDNN's channels-last weight gradient of
+    the trunk's 3x3 stride-2 convs took 2.7-3.4x as long as from NCHW copies at stages 1-2)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                stride: tuple[int, int], padding: tuple[int, int]) -> torch.Tensor:
+        ctx.save_for_backward(x, weight)
+        ctx.geometry, ctx.has_bias = (stride, padding), bias is not None
+        return F.conv2d(x, weight, bias, stride, padding)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        stride, padding = ctx.geometry
+        needs_x, needs_weight, needs_bias = ctx.needs_input_grad[:3]
+
+        def backward(grad_out, x, mask):
+            return torch.ops.aten.convolution_backward(
+                grad_out, x, weight, [weight.shape[0]] if ctx.has_bias else None, stride,
+                padding, (1, 1), False, (0, 0), 1, mask)
+        grad_x = backward(grad_out, x, (True, False, False))[0] if needs_x else None
+        grad_weight = grad_bias = None
+        if needs_weight or needs_bias:
+            layout = isa_kernels().conv_input
+            _, grad_weight, grad_bias = backward(layout(grad_out), layout(x),
+                                                 (False, needs_weight, needs_bias))
+        return grad_x, grad_weight, grad_bias, None, None
+
+
+def conv(layer: torch.nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` for a dense, ungrouped, zero-padded ``layer`` on a channels-last ``x`` (an
+    NCHW image is made so: its output then lies as the NHWC LayerNorms after it read it), by
+    :class:`Conv` under autograd. Autocast is off inside; ``x`` and the parameters are cast to
+    the compute dtype."""
+    dtype = compute_dtype(x)
+    with torch.autocast('cpu', enabled=False):
+        x = x.to(dtype).contiguous(memory_format=torch.channels_last)
+        params = [layer.weight.to(dtype), None if layer.bias is None else layer.bias.to(dtype)]
+        if torch.is_grad_enabled() and (x.requires_grad or any(
+                p is not None and p.requires_grad for p in params)):
+            return Conv.apply(x, *params, layer.stride, layer.padding)
+        return F.conv2d(x, *params, layer.stride, layer.padding)
 
 
 def gated_mix(y: torch.Tensor, shortcut: torch.Tensor | None, weights: MixerWeights

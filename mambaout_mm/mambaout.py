@@ -124,11 +124,13 @@ class LayerScale(nn.Module):
 
 
 class StemLayer(nn.Module):
-    """Two 3x3 stride-2 convs: NCHW image -> NHWC features at stride 4."""
+    """Two 3x3 stride-2 convs: NCHW image -> NHWC features at stride 4. ``mixer`` picks their
+    implementation as it does the blocks' (:func:`mambaout_mm.mixers.conv`)."""
 
     def __init__(self, in_chans: int, out_chans: int, mid_norm: bool = True,
-                 act: str = 'gelu') -> None:
+                 act: str = 'gelu', mixer: str = 'auto') -> None:
         super().__init__()
+        self.mixer = mixers.check_choice(mixer)
         self.conv1 = nn.Conv2d(in_chans, out_chans // 2, kernel_size=3, stride=2, padding=1)
         self.norm1 = layer_norm(out_chans // 2) if mid_norm else None
         self.act = _ACTIVATIONS[act]()
@@ -136,18 +138,21 @@ class StemLayer(nn.Module):
         self.norm2 = layer_norm(out_chans)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv1(x)
+        x = mixers.conv(self.conv1, x, self.mixer)
         if self.norm1 is not None:
             x = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        x = self.conv2(self.act(x))
+        x = mixers.conv(self.conv2, self.act(x), self.mixer)
         return self.norm2(x.permute(0, 2, 3, 1))
 
 
 class DownsampleLayer(nn.Module):
-    """3x3 stride-2 conv with a LayerNorm after it (official) or before it (timm rw); NHWC."""
+    """3x3 stride-2 conv with a LayerNorm after it (official) or before it (timm rw); NHWC.
+    ``mixer`` picks the conv's implementation as it does the blocks'."""
 
-    def __init__(self, in_chans: int, out_chans: int, norm_first: bool = False) -> None:
+    def __init__(self, in_chans: int, out_chans: int, norm_first: bool = False,
+                 mixer: str = 'auto') -> None:
         super().__init__()
+        self.mixer = mixers.check_choice(mixer)
         self.norm_first = norm_first
         self.conv = nn.Conv2d(in_chans, out_chans, kernel_size=3, stride=2, padding=1)
         self.norm = layer_norm(in_chans if norm_first else out_chans)
@@ -155,7 +160,7 @@ class DownsampleLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
             x = self.norm(x)
-        x = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        x = mixers.conv(self.conv, x.permute(0, 3, 1, 2), self.mixer).permute(0, 2, 3, 1)
         return x if self.norm_first else self.norm(x)
 
 
@@ -232,7 +237,8 @@ class MambaOutTrunk(nn.Module):
         drop_path_rate: stochastic depth at the last block of the variant, ramped linearly over
             all its blocks.
         num_stages: build the first ``num_stages`` stages only (default: all).
-        mixer: implementation of the blocks' token mixer (see :mod:`mambaout_mm.mixers`).
+        mixer: implementation of the blocks' token mixer and of the stem's and downsampling
+            layers' convs (see :mod:`mambaout_mm.mixers`).
     """
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
@@ -245,10 +251,12 @@ class MambaOutTrunk(nn.Module):
         self.grad_checkpointing = False
 
         self.downsample_layers = nn.ModuleList([
-            StemLayer(in_chans, self.dims[0], mid_norm=s['stem_mid_norm'], act=s['act'])])
+            StemLayer(in_chans, self.dims[0], mid_norm=s['stem_mid_norm'], act=s['act'],
+                      mixer=mixer)])
         for i in range(1, self.num_stages):
             self.downsample_layers.append(DownsampleLayer(
-                self.dims[i - 1], self.dims[i], norm_first=s['downsample'] == 'norm_conv'))
+                self.dims[i - 1], self.dims[i], norm_first=s['downsample'] == 'norm_conv',
+                mixer=mixer))
 
         rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.stages = nn.ModuleList()

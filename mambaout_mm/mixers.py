@@ -1,13 +1,16 @@
-"""The gated block's token mixer: its implementations, and the one place that picks one.
+"""The gated block's token mixer and the trunk's strided convs: their implementations, and the
+one place that picks one.
 
 Every implementation computes ``fc2(act(g) * cat(i, dwconv(c))) [+ shortcut]`` from a
-:class:`~mambaout_mm.mambaout.GatedCNNBlock`'s parameters and its normed input ``y`` (NHWC):
-same parameters, same function, other kernels.
+:class:`~mambaout_mm.mambaout.GatedCNNBlock`'s parameters and its normed input ``y`` (NHWC),
+and the stem's and downsampling layers' convs: same parameters, same function, other kernels.
 
-* ``reference``: :meth:`GatedCNNBlock.mix_reference`, the formula in eager PyTorch. Any device
-  and dtype; what tracing (FLOP counts, ONNX) and ``torch.compile`` see.
-* ``cpu_kernels``: fused oneDNN GEMMs with a written-out backward (:mod:`.cpu_kernels`), on CPUs
-  whose oneDNN runs the compute dtype, outside tracing and compilation.
+* ``reference``: :meth:`GatedCNNBlock.mix_reference`, the formula in eager PyTorch, and the conv
+  layers themselves. Any device and dtype; what tracing (FLOP counts, ONNX) and
+  ``torch.compile`` see.
+* ``cpu_kernels``: fused oneDNN GEMMs with a written-out backward, and convs on channels-last
+  input whose weight gradient reads the layout fastest on this ISA (:mod:`.cpu_kernels`), on
+  CPUs whose oneDNN runs the compute dtype, outside tracing and compilation.
 
 On a GPU ``auto`` is the formula: on an H200 it runs as fast as timm's MambaOut, and a variant
 with ``fc1`` split into a ``[g | i]`` and a ``c`` GEMM (no strided copy before the depthwise
@@ -18,7 +21,7 @@ backbone is what wins there (README, "GPU").
 
 ``auto`` (the default) takes the first of ``AUTO_ORDER`` that runs on the input. A block, a
 backbone (``mixer=...`` in a config) or the benchmark may name one instead; a named one that
-cannot run on an input raises. A new implementation is one function and one line in
+cannot run on an input raises. A new implementation is two functions and one line in
 ``BACKENDS``.
 """
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import torch
+from torch import nn
 
 from . import cpu_kernels
 
@@ -53,12 +57,13 @@ def onednn(block: GatedCNNBlock, y: torch.Tensor,
 
 class Backend(NamedTuple):
     mix: Callable[[GatedCNNBlock, torch.Tensor, torch.Tensor | None], torch.Tensor]
+    conv: Callable[[nn.Conv2d, torch.Tensor], torch.Tensor]
     runs_on: Callable[[torch.Tensor], bool]
 
 
 BACKENDS: dict[str, Backend] = {
-    'reference': Backend(reference, lambda y: True),
-    'cpu_kernels': Backend(onednn, cpu_kernels.available),
+    'reference': Backend(reference, nn.Conv2d.__call__, lambda y: True),
+    'cpu_kernels': Backend(onednn, cpu_kernels.conv, cpu_kernels.available),
 }
 #: what ``auto`` tries, first to last
 AUTO_ORDER = ('cpu_kernels', 'reference')
@@ -89,3 +94,9 @@ def mix(block: GatedCNNBlock, y: torch.Tensor,
     """``block``'s mixer on ``y`` (plus ``shortcut`` if given), by the implementation that
     :func:`select` picks for ``block.mixer``."""
     return BACKENDS[select(block.mixer, y)].mix(block, y, shortcut)
+
+
+def conv(layer: nn.Conv2d, x: torch.Tensor, choice: str = 'auto') -> torch.Tensor:
+    """``layer(x)`` for the stem's and downsampling layers' (dense, zero-padded) convs, by the
+    implementation that :func:`select` picks for ``choice``."""
+    return BACKENDS[select(choice, x)].conv(layer, x)

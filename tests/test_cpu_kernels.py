@@ -192,6 +192,29 @@ KERNEL_PATHS = {
 }
 
 
+@pytest.mark.parametrize('kernels', [cpu_kernels.ONEDNN, cpu_kernels.ATEN], ids=lambda k: k.name)
+@pytest.mark.parametrize('bias,input_grad', [(True, True), (False, False)])
+def test_conv_matches_autograd(monkeypatch, kernels, bias, input_grad):
+    """The trunk's strided convs, their weight gradient from either ISA's layout (channels-last
+    on AVX-512, NCHW copies on AVX2): output and gradients as PyTorch's own conv; only the
+    gradients asked for."""
+    monkeypatch.setattr(cpu_kernels, 'isa_kernels', lambda: kernels)
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=bias)
+    x = torch.randn(2, 8, 13, 10, requires_grad=input_grad)
+    out, expected = cpu_kernels.conv(layer, x), layer(x)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(out)
+    wanted = [x] * input_grad + list(layer.parameters())
+    for got, want in zip(torch.autograd.grad(out, wanted, grad),
+                         torch.autograd.grad(expected, wanted, grad)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    layer.weight.requires_grad_(False)  # a frozen stage's conv: the input's gradient only
+    x = x.detach().requires_grad_(True)
+    cpu_kernels.conv(layer, x).backward(grad)
+    assert layer.weight.grad is None and x.grad is not None
+
+
 @pytest.mark.parametrize('act,conv_ratio,ls_init_value', [
     ('gelu', 1.0, None), ('silu', 1.25, 0.5), ('gelu', 8 / 3, None)])
 @pytest.mark.parametrize('path', KERNEL_PATHS)

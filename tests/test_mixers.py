@@ -26,8 +26,25 @@ def test_a_config_names_the_mixer_of_every_block():
     backbone = MambaOutBackbone('femto', mixer='reference')
     blocks = [m for m in backbone.modules() if isinstance(m, GatedCNNBlock)]
     assert len(blocks) == sum(backbone.depths) and {b.mixer for b in blocks} == {'reference'}
+    assert {layer.mixer for layer in backbone.downsample_layers} == {'reference'}  # convs too
     auto = MambaOutBackbone('femto')
     auto.load_state_dict(backbone.state_dict())
     x = torch.randn(1, 3, 64, 64)
     for out, ref in zip(auto(x), backbone(x)):
         torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_the_convs_follow_the_choice():
+    """cpu_kernels runs a conv on channels-last input, so its output lies channels-last; the
+    layer itself keeps an NCHW image's layout. Values agree (gradients: test_cpu_kernels.py)."""
+    layer = torch.nn.Conv2d(3, 8, 3, stride=2, padding=1)
+    x = torch.randn(2, 3, 16, 16)
+    reference = mixers.conv(layer, x, 'reference')
+    assert reference.is_contiguous()
+    if cpu_kernels.runs_in(torch.float32):
+        kernels = mixers.conv(layer, x, 'cpu_kernels')
+        assert kernels.is_contiguous(memory_format=torch.channels_last)
+        assert not kernels.is_contiguous()
+        torch.testing.assert_close(kernels, reference, rtol=1e-5, atol=1e-5)
+        assert mixers.conv(layer, x).is_contiguous(memory_format=torch.channels_last)  # auto
+    assert mixers.conv(layer.double(), x.double()).is_contiguous()  # the kernels have no float64
