@@ -89,8 +89,8 @@ def _aten_fc_then(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor,
 class IsaKernels(NamedTuple):
     """What the kernels run differently by ISA. ``fc(x, w, b, act, algorithm)``:
     ``act(linear(x))``; ``fc_then(x, other, w, b, op)``: ``linear(x) + other`` or
-    ``linear(x) * other`` (``op`` 'add' or 'mul'); ``conv_input(c)``: the NCHW view ``c`` in the
-    memory format that the depthwise conv's weight gradient reads fastest."""
+    ``linear(x) * other`` (``op`` 'add' or 'mul'); ``conv_input(t)``: the NCHW view ``t`` in the
+    memory format from which oneDNN computes the convs' weight gradients fastest."""
     name: str  # whose GEMMs
     fc: Callable[..., torch.Tensor]
     fc_then: Callable[..., torch.Tensor]
@@ -101,7 +101,7 @@ class IsaKernels(NamedTuple):
 #: weight gradient reads the channels-last input as it is (2.2x faster than NCHW at stage 1)
 ONEDNN = IsaKernels('oneDNN', _onednn_fc, _onednn_fc_then, lambda c: c)
 #: ATen's GEMM (MKL's sgemm on x86), then the epilogue in place; oneDNN's AVX2 depthwise conv
-#: computes the weight gradient 1.3-2.8x faster from an NCHW copy of its input
+#: computes the weight gradient 1.1-2.8x faster from an NCHW copy of its input (stages 4-1)
 ATEN = IsaKernels('ATen', _aten_fc, _aten_fc_then, torch.Tensor.contiguous)
 
 
@@ -307,7 +307,8 @@ class GatedMixer(torch.autograd.Function):
 class Conv(torch.autograd.Function):
     """A dense convolution whose weight gradient reads its input and output gradient in the
     memory format :func:`isa_kernels` gives (on AVX2, oneDNN's channels-last weight gradient of
-    the trunk's 3x3 stride-2 convs took 2.7-3.4x as long as from NCHW copies at stages 1-2)."""
+    the trunk's 3x3 stride-2 convs into stages 1-2 took 2.7-3.4x as long as from NCHW tensors,
+    1.5-2.4x counting the copies)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
