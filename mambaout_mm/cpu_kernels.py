@@ -230,7 +230,8 @@ def _mix_inference(y: torch.Tensor, shortcut: torch.Tensor | None, w: MixerWeigh
     """Forward without autograd: the activation and the ``i`` gate run in GEMM epilogues."""
     h, n_id = w.hidden, w.n_id
     act, algorithm = _ACTS[w.act][:2]
-    fc, fc_then = isa_kernels()[1:3]
+    kernels = isa_kernels()
+    fc, fc_then = kernels.fc, kernels.fc_then
     w1, b1 = w.fc1_weight, w.fc1_bias
     rows_i, rows_c = slice(h, h + n_id), slice(h + n_id, 2 * h)
     c = _depthwise_conv(fc(y, w1[rows_c], b1[rows_c]), w.conv_weight, w.conv_bias)
@@ -254,7 +255,8 @@ class GatedMixer(torch.autograd.Function):
                 act: str) -> torch.Tensor:
         h = hidden
         act_fn = _ACTS[act][2]
-        fc, fc_then = isa_kernels()[1:3]
+        kernels = isa_kernels()
+        fc, fc_then = kernels.fc, kernels.fc_then
         pre = fc(y, fc1_weight[:h], fc1_bias[:h])  # gate before its activation
         gate = act_fn(pre)
         i = fc(y, fc1_weight[h:h + n_id], fc1_bias[h:h + n_id])
