@@ -1,10 +1,10 @@
 """Small, deterministic, generated "shapes" datasets in real COCO and ADE20K layouts.
 
 Every image holds 1-4 crisp, filled shapes (see ``SHAPE_CLASSES``), each in a jittered colour of
-its class, on a solid, gradient or mildly noisy background. Shape outlines are polygons rasterised by pycocotools, so a
-polygon annotation decodes to exactly the painted pixels; occluded objects are annotated with the
-RLE of their visible mask. Each image is drawn from its own seeded generator, so the same
-arguments always give byte-identical files.
+its class, on a solid, gradient or mildly noisy background that it stands out from. Shape
+outlines are polygons rasterised by pycocotools, so a polygon annotation decodes to exactly the
+painted pixels; occluded objects are annotated with the RLE of their visible mask. Each image is
+drawn from its own seeded generator, so the same arguments always give byte-identical files.
 """
 from __future__ import annotations
 
@@ -20,12 +20,15 @@ from pycocotools import mask as mask_utils
 SHAPE_CLASSES = ('circle', 'square', 'triangle', 'star')
 _PALETTE = [(220, 20, 60), (0, 130, 230), (250, 170, 30), (60, 180, 75)]
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MARKER = '.shapes.json'
 MIN_IMAGE_SIDE = 32
 MIN_DIAMETER_PX = 10.0
 _MIN_VISIBLE_FRACTION = 0.3  # an object less visible than this is left out of the scene
 _MIN_VISIBLE_PX = 8
+# RGB distance a shape's colour keeps from the background under it and from an overlapping shape.
+_MIN_CONTRAST = dict(background=100.0, overlap=50.0)
+_COLOUR_TRIES = 50
 _RLE_EVERY = 5  # every 5th annotation id is stored as RLE, as is every occluded object
 _JPEG = dict(quality=95, subsampling=0)
 
@@ -121,10 +124,36 @@ def _scene(rng: np.random.Generator, h: int, w: int, last_label: int
         covered |= obj['full']
         kept.append(obj)
     kept.reverse()
-    img = _background(rng, h, w)
-    for obj in kept:
-        img[obj['full']] = _class_colour(rng, obj['label'])
+    img = _paint(rng, h, w, kept)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8), kept
+
+
+def _paint(rng: np.random.Generator, h: int, w: int, objs: list[dict[str, Any]]) -> np.ndarray:
+    """A background with ``objs`` painted on it, its colours drawn until every object stands out.
+
+    The background and the shapes' colours are redrawn together until each shape keeps
+    ``_MIN_CONTRAST`` from the background beneath it and from every shape it overlaps (the best of
+    ``_COLOUR_TRIES`` draws otherwise): a blue square on a blue gradient is a guessing game, not a
+    lesson, for a model trained for minutes.
+    """
+    best, best_margin = None, -np.inf
+    for _ in range(_COLOUR_TRIES):
+        img = _background(rng, h, w)
+        colours = [_class_colour(rng, obj['label']) for obj in objs]
+        margins = []
+        for k, (obj, colour) in enumerate(zip(objs, colours)):
+            beneath = img[obj['full']].mean(0)
+            margins.append(np.linalg.norm(colour - beneath) / _MIN_CONTRAST['background'])
+            margins += [np.linalg.norm(colour - colours[j]) / _MIN_CONTRAST['overlap']
+                        for j in range(k) if (objs[j]['full'] & obj['full']).any()]
+        if min(margins) > best_margin:
+            best, best_margin = (img, colours), min(margins)
+        if best_margin >= 1:
+            break
+    img, colours = best
+    for obj, colour in zip(objs, colours):
+        img[obj['full']] = colour
+    return img
 
 
 def _image_rng(seed: int, kind: int, split: int, index: int) -> np.random.Generator:
