@@ -146,8 +146,9 @@ def _paint(rng: np.random.Generator, h: int, w: int, objs: list[dict[str, Any]])
             margins.append(np.linalg.norm(colour - beneath) / _MIN_CONTRAST['background'])
             margins += [np.linalg.norm(colour - colours[j]) / _MIN_CONTRAST['overlap']
                         for j in range(k) if (objs[j]['full'] & obj['full']).any()]
-        if min(margins) > best_margin:
-            best, best_margin = (img, colours), min(margins)
+        margin = min(margins, default=np.inf)  # no objects: any background will do
+        if margin > best_margin:
+            best, best_margin = (img, colours), margin
         if best_margin >= 1:
             break
     img, colours = best
