@@ -136,16 +136,18 @@ def _paint(rng: np.random.Generator, h: int, w: int, objs: list[dict[str, Any]])
     ``_COLOUR_TRIES`` draws otherwise): a blue square on a blue gradient is a guessing game, not a
     lesson, for a model trained for minutes.
     """
+    overlapped = [[j for j in range(k) if (objs[j]['full'] & obj['full']).any()]
+                  for k, obj in enumerate(objs)]  # the shapes painted before each that it touches
     best, best_margin = None, -np.inf
     for _ in range(_COLOUR_TRIES):
         img = _background(rng, h, w)
         colours = [_class_colour(rng, obj['label']) for obj in objs]
         margins = []
-        for k, (obj, colour) in enumerate(zip(objs, colours)):
+        for obj, colour, below in zip(objs, colours, overlapped):
             beneath = img[obj['full']].mean(0)
             margins.append(np.linalg.norm(colour - beneath) / _MIN_CONTRAST['background'])
             margins += [np.linalg.norm(colour - colours[j]) / _MIN_CONTRAST['overlap']
-                        for j in range(k) if (objs[j]['full'] & obj['full']).any()]
+                        for j in below]
         margin = min(margins, default=np.inf)  # no objects: any background will do
         if margin > best_margin:
             best, best_margin = (img, colours), margin
