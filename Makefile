@@ -10,8 +10,7 @@ OLDEST_VENV ?= .venv-oldest
 OLDEST_TORCH ?= 2.1.2
 
 # The recipes beyond Tables 2 and 3 beside ConvNeXt's and Swin's (mmdet's and mmseg's configs, and
-# configs/peers/ where they ship none), counted in one run: `make costs` (README, "Costs beside the
-# peers").
+# configs/peers/ where they ship none), counted in one run: `make costs` (docs/results.md).
 COST_CONFIGS := \
   configs/mask_rcnn/mambaout_tiny_3x_ms.py \
   configs/mask_rcnn/mambaout_small_3x_ms.py \

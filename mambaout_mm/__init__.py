@@ -3,7 +3,8 @@
 Importing the package registers ``MambaOutBackbone`` in mmengine's root ``MODELS`` registry (which
 mmdet's and mmseg's configs search), ``CPUAutocastOptimWrapper`` in ``OPTIM_WRAPPERS``,
 ``MambaOutLearningRateDecay`` in ``OPTIM_WRAPPER_CONSTRUCTORS`` and ``LossScaleHook`` in ``HOOKS``,
-and lets mmengine checkpoints load under torch's safe unpickler. It imports neither mmdet nor mmseg.
+lets mmengine checkpoints load under torch's safe unpickler, and lets mmengine find the packaged
+configs as ``mambaout_mm::PATH``. It imports neither mmdet nor mmseg.
 """
 from .amp import CPUAutocastOptimWrapper
 from .backbone import MambaOutBackbone
@@ -11,10 +12,12 @@ from .checkpoint import CheckpointMismatchError, load_mambaout_weights
 from .hooks import LossScaleHook
 from .mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from .optim import MambaOutLearningRateDecay
+from .registry import register_config_package
 from .safe_load import allow_mmengine_checkpoints
 from .version import __version__
 
 allow_mmengine_checkpoints()
+register_config_package()
 
 __all__ = ['ARCH_SETTINGS', 'CheckpointMismatchError', 'CPUAutocastOptimWrapper', 'LossScaleHook',
            'MambaOut', 'MambaOutBackbone', 'MambaOutLearningRateDecay', 'MambaOutTrunk',

@@ -8,6 +8,7 @@ from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 
 from .checkpoint import CLASSIFIER_PREFIXES, load_mambaout_weights
+from .errors import ConfigError
 from .registry import register_backbone
 from .mambaout import MambaOutTrunk, layer_norm, resolve_arch
 
@@ -42,7 +43,7 @@ class MambaOutBackbone(MambaOutTrunk, BaseModule):
         depths = resolve_arch(arch)['depths']
         out_indices = self._check_out_indices(out_indices, len(depths))
         if not -1 <= frozen_stages <= len(depths):
-            raise ValueError(f'frozen_stages must be in [-1, {len(depths)}] '
+            raise ConfigError(f'frozen_stages must be in [-1, {len(depths)}] '
                              f'(0 or -1: none frozen), got {frozen_stages}.')
         # No stage after the last output (its parameters would get no gradient under DDP).
         super().__init__(arch=arch, in_chans=in_chans, drop_path_rate=drop_path_rate,
@@ -61,11 +62,11 @@ class MambaOutBackbone(MambaOutTrunk, BaseModule):
         normalized = []
         for i in out_indices:
             if not isinstance(i, int) or not -num_stages <= i < num_stages:
-                raise ValueError(f'out_indices entries must be stage indices in '
+                raise ConfigError(f'out_indices entries must be stage indices in '
                                  f'[{-num_stages}, {num_stages - 1}], got {tuple(out_indices)}.')
             normalized.append(i % num_stages)
         if not normalized or len(set(normalized)) != len(normalized):
-            raise ValueError(f'out_indices must be non-empty and without repeats, '
+            raise ConfigError(f'out_indices must be non-empty and without repeats, '
                              f'got {tuple(out_indices)}.')
         return tuple(sorted(normalized))
 
@@ -89,7 +90,7 @@ class MambaOutBackbone(MambaOutTrunk, BaseModule):
         if isinstance(cfg, dict) and cfg.get('type') == 'Pretrained':
             unknown = set(cfg) - {'type', 'checkpoint', 'map_location', 'prefix'}
             if unknown or cfg.get('prefix', 'backbone.') != 'backbone.':
-                raise ValueError(f'MambaOutBackbone Pretrained init_cfg takes checkpoint (and '
+                raise ConfigError(f'MambaOutBackbone Pretrained init_cfg takes checkpoint (and '
                                  f"map_location, prefix='backbone.'), got {cfg}.")
             pruned = tuple(f'{name}.{i}.' for name in ('downsample_layers', 'stages')
                            for i in range(self.num_stages, len(self.depths)))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from . import compat, cpu_support
+from .errors import ConfigError
 
 #: autocast dtype of each precision; 'fp32' is strict float32 (no TF32 on a GPU), 'tf32' float32
 #: with TF32 matrix products and convolutions (Ampere and later GPUs)
@@ -217,7 +218,7 @@ def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str
     a config's ONNX Runtime subject is exported at ``shape``."""
     unknown = [n for n in names if n not in SUBJECTS and not is_config(n)]
     if unknown:
-        raise KeyError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)} '
+        raise ConfigError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)} '
                        f'or give config files (*.py, or *.py:RUNTIME for {CONFIG_RUNTIMES}).')
     torch.manual_seed(0)
     models = {}

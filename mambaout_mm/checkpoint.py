@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from . import safe_load
+from .errors import CheckpointMismatchError, CheckpointNotFoundError, CheckpointReadError
 from .mambaout import ARCH_SETTINGS, resolve_arch
 
 OFFICIAL_RELEASE = 'https://github.com/yuweihao/MambaOut/releases/download/model'
@@ -39,14 +40,6 @@ CLASSIFIER_PREFIXES = ('norm.', 'head.')
 OUTPUT_NORM_PATTERN = re.compile(r'^norm\d+\.')
 
 
-class CheckpointMismatchError(RuntimeError):
-    """Weights that do not fit the model they are loaded into."""
-
-
-class CheckpointReadError(RuntimeError):
-    """A checkpoint file (or URL) that cannot be read; the message names it and the problem."""
-
-
 def read_checkpoint(source: str | Path, map_location: str | None = 'cpu') -> Any:
     """Load a checkpoint without running pickled code: a local ``.pth``/``.pt``/``.safetensors``
     file, an ``http(s)://`` URL (downloaded once into torch's hub cache, as mmengine does), or
@@ -57,7 +50,7 @@ def read_checkpoint(source: str | Path, map_location: str | None = 'cpu') -> Any
         return CheckpointLoader.load_checkpoint(source, map_location=map_location)
     path = Path(source)
     if not path.is_file():
-        raise FileNotFoundError(
+        raise CheckpointNotFoundError(
             f'MambaOut checkpoint not found: {path}. Download the official ImageNet weights, e.g. '
             f'`wget -P {path.parent} {OFFICIAL_RELEASE}/{path.name}` (files mambaout_'
             f'{{femto,kobe,tiny,small,base}}.pth), or point the config at your file '
@@ -83,16 +76,26 @@ def local_checkpoint(source: str | Path) -> str:
     return source
 
 
+def download_path(url: str) -> Path:
+    """Where the copy of ``url`` is kept: torch's hub cache (``$TORCH_HOME/hub/checkpoints``, where
+    mmengine's ``load_from_http`` keeps it), under the URL's file name; a Hugging Face file
+    (``.../timm/NAME/resolve/main/model.safetensors``) under ``NAME_model.safetensors``."""
+    import torch.hub
+    parts = url.split('?')[0].rstrip('/').split('/')
+    name = parts[-1] or 'checkpoint.pth'
+    if 'resolve' in parts[3:-1]:  # huggingface.co/ORG/NAME/resolve/REVISION/FILE
+        name = f'{parts[parts.index("resolve") - 1]}_{name}'
+    return Path(torch.hub.get_dir()) / 'checkpoints' / name
+
+
 def download_checkpoint(url: str) -> str:
-    """The local copy of ``url`` in torch's hub cache (``$TORCH_HOME/hub/checkpoints``, where
-    mmengine's ``load_from_http`` keeps it), downloaded on first use."""
+    """The local copy of ``url`` (:func:`download_path`), downloaded on first use."""
     import os
 
     import torch.hub
-    cache = Path(torch.hub.get_dir()) / 'checkpoints'
-    path = cache / (Path(url.split('?')[0]).name or 'checkpoint.pth')
+    path = download_path(url)
     if not path.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + f'.partial{os.getpid()}')
         try:
             torch.hub.download_url_to_file(url, str(partial), progress=False)

@@ -14,7 +14,7 @@ that takes six times the forward convolution. Here
 * the backward is written out (:class:`GatedMixer`): the gradients of ``g``, ``i`` and ``c`` are
   made where their GEMMs read them (the activation's backward in place), with no buffer that
   gathers them; the depthwise convolution's weight gradient is a convolution of the input with
-  the output gradient, one per image (three times faster here than PyTorch's kernel);
+  the output gradient, one per image (faster than PyTorch's kernel, docs/benchmarks.md);
 * the stem's and downsampling layers' convs (:func:`conv`) run on channels-last input, so their
   outputs lie as the NHWC LayerNorms after them read them, and their weight gradient reads the
   memory format that is fastest on this ISA (:class:`Conv`).
@@ -98,10 +98,10 @@ class IsaKernels(NamedTuple):
 
 
 #: oneDNN's inner product with the activation and the add or mul in its epilogue; the conv's
-#: weight gradient reads the channels-last input as it is (2.2x faster than NCHW at stage 1)
+#: weight gradient reads the channels-last input as it is (faster than NCHW there)
 ONEDNN = IsaKernels('oneDNN', _onednn_fc, _onednn_fc_then, lambda c: c)
 #: ATen's GEMM (MKL's sgemm on x86), then the epilogue in place; oneDNN's AVX2 depthwise conv
-#: computes the weight gradient 1.1-2.8x faster from an NCHW copy of its input (stages 4-1)
+#: computes the weight gradient faster from an NCHW copy of its input
 ATEN = IsaKernels('ATen', _aten_fc, _aten_fc_then, torch.Tensor.contiguous)
 
 
@@ -113,8 +113,8 @@ def has_onednn_gemms() -> bool:
 @functools.cache
 def isa_kernels() -> IsaKernels:
     """The kernels for this CPU, chosen once per process: oneDNN's fused GEMMs where oneDNN runs
-    AVX-512, ATen's elsewhere (on AVX2 oneDNN's fp32 inner product is slower than MKL's sgemm:
-    ATen's made MambaOut-T's inference 1.26x timm's instead of 1.17x, README "Speed")."""
+    AVX-512, ATen's elsewhere (on AVX2 oneDNN's fp32 inner product is slower than MKL's sgemm;
+    the side-by-side runs that chose this: docs/benchmarks.md)."""
     return ONEDNN if has_onednn_gemms() and cpu_support.onednn_avx512() else ATEN
 
 
@@ -309,8 +309,7 @@ class GatedMixer(torch.autograd.Function):
 class Conv(torch.autograd.Function):
     """A dense convolution whose weight gradient reads its input and output gradient in the
     memory format :func:`isa_kernels` gives (on AVX2, oneDNN's channels-last weight gradient of
-    the trunk's 3x3 stride-2 convs into stages 1-2 took 2.7-3.4x as long as from NCHW tensors,
-    1.5-2.4x counting the copies)."""
+    the trunk's strided convs is slower than from NCHW copies, docs/benchmarks.md)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,

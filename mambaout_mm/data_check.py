@@ -20,7 +20,7 @@ DATASET_LAYOUTS = {
                       '(http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip)'),
 }
 SHAPES_HINT = ('To try the project without it, generate a small stand-in: '
-               'python tools/make_shapes.py {coco,ade} DIR (see the README).')
+               'python tools/make_shapes.py {coco,ade} DIR (see docs/training.md).')
 #: The keys of a dataset sample that name files the pipeline decodes as images.
 IMAGE_KEYS = ('img_path', 'seg_map_path')
 

@@ -16,6 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from . import mixers
+from .errors import ConfigError
 
 #: Architecture settings of every variant; the one table the project reads them from.
 #: Keys missing from an entry take the defaults in ``ARCH_DEFAULTS``.
@@ -67,24 +68,24 @@ def resolve_arch(arch: str | Mapping[str, Any]) -> dict[str, Any]:
     """Complete settings for a variant name or a dict of settings (``depths`` and ``dims``)."""
     if isinstance(arch, str):
         if arch not in ARCH_SETTINGS:
-            raise KeyError(f'Unknown MambaOut variant {arch!r}; '
+            raise ConfigError(f'Unknown MambaOut variant {arch!r}; '
                            f'choose one of {sorted(ARCH_SETTINGS)} or pass a dict of settings.')
         arch = ARCH_SETTINGS[arch]
     missing = {'depths', 'dims'} - set(arch)
     if missing:
-        raise ValueError(f'A custom MambaOut arch needs {sorted(missing)}; got {dict(arch)}.')
+        raise ConfigError(f'A custom MambaOut arch needs {sorted(missing)}; got {dict(arch)}.')
     unknown = set(arch) - {'depths', 'dims'} - set(ARCH_DEFAULTS)
     if unknown:
-        raise ValueError(f'Unknown MambaOut arch settings {sorted(unknown)}; '
+        raise ConfigError(f'Unknown MambaOut arch settings {sorted(unknown)}; '
                          f'valid: depths, dims, {", ".join(ARCH_DEFAULTS)}.')
     settings = {**ARCH_DEFAULTS, **arch}
     if len(settings['depths']) != len(settings['dims']):
-        raise ValueError(f'depths {settings["depths"]} and dims {settings["dims"]} differ in '
+        raise ConfigError(f'depths {settings["depths"]} and dims {settings["dims"]} differ in '
                          'length.')
     if settings['act'] not in _ACTIVATIONS:
-        raise ValueError(f'act must be one of {sorted(_ACTIVATIONS)}, got {settings["act"]!r}.')
+        raise ConfigError(f'act must be one of {sorted(_ACTIVATIONS)}, got {settings["act"]!r}.')
     if settings['downsample'] not in ('conv_norm', 'norm_conv'):
-        raise ValueError(f"downsample must be 'conv_norm' or 'norm_conv', "
+        raise ConfigError(f"downsample must be 'conv_norm' or 'norm_conv', "
                          f"got {settings['downsample']!r}.")
     return settings
 

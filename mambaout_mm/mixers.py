@@ -12,12 +12,9 @@ and the stem's and downsampling layers' convs: same parameters, same function, o
   input whose weight gradient reads the layout fastest on this ISA (:mod:`.cpu_kernels`), on
   CPUs whose oneDNN runs the compute dtype, outside tracing and compilation.
 
-On a GPU ``auto`` is the formula: on an H200 it runs as fast as timm's MambaOut, and a variant
-with ``fc1`` split into a ``[g | i]`` and a ``c`` GEMM (no strided copy before the depthwise
-conv) was 1.04-1.3x slower, and the formula compiled per block (one ``torch.compile``d function
-for all blocks) was 1.35-1.39x slower in inference on an H100 (MambaOut-B; dynamo hit its limit
-of 8 recompilations: stage shapes times grad modes and autocast dtypes); compiling the whole
-backbone is what wins there (README, "GPU").
+On a GPU ``auto`` is the formula: it runs as fast as timm's MambaOut there, and neither a split
+``fc1`` nor a per-block ``torch.compile`` beat it; compiling the whole backbone is what wins there
+(the measurements: docs/gpu.md).
 
 ``auto`` (the default) takes the first of ``AUTO_ORDER`` that runs on the input. A block, a
 backbone (``mixer=...`` in a config) or the benchmark may name one instead; a named one that
@@ -32,6 +29,7 @@ import torch
 from torch import nn
 
 from . import cpu_kernels
+from .errors import ConfigError
 
 if TYPE_CHECKING:
     from .mambaout import GatedCNNBlock
@@ -72,7 +70,7 @@ CHOICES = ('auto', *BACKENDS)
 
 def check_choice(choice: str) -> str:
     if choice not in CHOICES:
-        raise ValueError(f'Unknown MambaOut mixer {choice!r}; choose one of {CHOICES}.')
+        raise ConfigError(f'Unknown MambaOut mixer {choice!r}; choose one of {CHOICES}.')
     return choice
 
 

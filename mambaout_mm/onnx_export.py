@@ -16,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import UserError
+
 OPSET = 18  # the dynamo exporter's lowest; LayerNormalization is one ONNX node since 17
 PARTS = ('backbone', 'model')
 
 
-class ExportError(RuntimeError):
+class ExportError(UserError, RuntimeError):
     """This network, option or torch cannot be exported; the message says what can."""
 
 

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 from mmengine.config import Config
 
 from .complexity import model_complexity
+from .errors import UserError
 from .paper import paper_recipe, paper_table
 from .runtime import RunSetupError, load_config, toolbox
 
@@ -49,7 +50,7 @@ PARAMS, MACS, PAPER = 'Params (M)', 'MACs (G)', 'Paper row'
 DECIMALS = {PARAMS: 1, MACS: 0}
 
 
-class ReportError(RuntimeError):
+class ReportError(UserError, RuntimeError):
     """A work dir that cannot be reported."""
 
 

@@ -1,20 +1,18 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: config loading, checks made before a run,
-and the settings that differ between mmdetection and mmsegmentation."""
+"""What ``tools/train.py`` and ``tools/test.py`` share: config loading, the mixed-precision and
+launcher settings, and the settings that differ between mmdetection and mmsegmentation (the checks
+made before a run are in :mod:`mambaout_mm.run_checks`)."""
 from __future__ import annotations
 
 import importlib
 import importlib.util
 import os
 import os.path as osp
-from typing import Any, Iterator
 
 import torch
 from mmengine.config import Config
 from mmengine.utils import import_modules_from_strings
 
-
-class RunSetupError(RuntimeError):
-    """A run cannot start: a file is missing or an option does not fit this machine."""
+from .errors import RunSetupError
 
 
 def resolve_config_path(path: str) -> str:
@@ -37,7 +35,13 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     """Read a config (a file or ``mmdet::``/``mmseg::`` one), apply ``--cfg-options`` and settle
     ``work_dir`` as mmdet/mmseg tools do."""
     path = resolve_config_path(path)
-    cfg = Config.fromfile(path, import_custom_modules=False)
+    try:
+        cfg = Config.fromfile(path, import_custom_modules=False)
+    except ModuleNotFoundError as err:  # a `mmdet::` or `mmseg::` base whose toolbox is missing
+        raise RunSetupError(
+            f'{path} inherits configs of a toolbox that is not installed ({err}). Install it with '
+            f'this package: pip install "mambaout-mm[det]" (mmdet) or "mambaout-mm[seg]" '
+            f'(mmsegmentation); see docs/install.md.') from None
     imports = cfg.get('custom_imports')
     if imports:
         modules = imports.get('imports', [])
@@ -78,61 +82,6 @@ def build_model(cfg: Config) -> torch.nn.Module:
     return importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
 
 
-def _init_cfg_owners(node: Any) -> Iterator[dict]:
-    """Every config dict under ``node`` that has an ``init_cfg``, depth first."""
-    if isinstance(node, dict):
-        if node.get('init_cfg') is not None:
-            yield node
-        for key, value in node.items():
-            if key != 'init_cfg':
-                yield from _init_cfg_owners(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _init_cfg_owners(value)
-
-
-def _init_cfgs(owner: dict) -> list:
-    init_cfg = owner['init_cfg']
-    return init_cfg if isinstance(init_cfg, list) else [init_cfg]
-
-
-def _missing_pretrained(init_cfg: Any) -> bool:
-    if not isinstance(init_cfg, dict) or init_cfg.get('type') != 'Pretrained':
-        return False
-    path = init_cfg.get('checkpoint')
-    return bool(path) and '://' not in path and not osp.isfile(path)
-
-
-def check_pretrained_weights(cfg: Config) -> None:
-    """Fail before training when a ``Pretrained`` checkpoint file named by the model is missing."""
-    for owner in _init_cfg_owners(cfg.model):
-        for init_cfg in filter(_missing_pretrained, _init_cfgs(owner)):
-            path = init_cfg['checkpoint']
-            raise RunSetupError(
-                f'Pretrained weights not found: {path}. Download the official ImageNet '
-                f'checkpoint into it, e.g. `mkdir -p {osp.dirname(path) or "."} && wget -O {path} '
-                f'https://github.com/yuweihao/MambaOut/releases/download/model/'
-                f'{osp.basename(path)}`, or set another path with '
-                f'--cfg-options model.backbone.init_cfg.checkpoint=PATH '
-                f'(model.backbone.init_cfg=None trains from scratch).')
-
-
-def drop_missing_pretrained(model: Any) -> list[str]:
-    """Remove ``Pretrained`` init_cfgs whose file is missing; returns their paths.
-
-    For runs that start from a checkpoint of their own (``--resume``, ``load_from``): its weights
-    replace the ImageNet ones, so a machine without those files must still be able to continue.
-    """
-    dropped = []
-    for owner in list(_init_cfg_owners(model)):
-        init_cfgs = _init_cfgs(owner)
-        missing = [c for c in init_cfgs if _missing_pretrained(c)]
-        if missing:
-            dropped += [c['checkpoint'] for c in missing]
-            owner['init_cfg'] = [c for c in init_cfgs if c not in missing] or None
-    return dropped
-
-
 def local_checkpoint(source: str) -> str:
     """A checkpoint given to a tool, as :func:`mambaout_mm.checkpoint.local_checkpoint` resolves
     it: a checked local file, a URL's downloaded copy, or another scheme mmengine reads."""
@@ -151,33 +100,6 @@ def select_device(device: str | None) -> None:
     or ``None`` leaves them."""
     if device == 'cpu':
         os.environ['CUDA_VISIBLE_DEVICES'] = ''
-
-
-def check_device(cfg: Config, device: str | None, launcher: str) -> None:
-    """Stop a run that asks for GPUs where torch sees none, instead of training on CPUs.
-
-    A run asks for GPUs with ``--device cuda``, or with a GPU config (FP16 ``AmpOptimWrapper``, as
-    the Table 2/3 configs) unless ``--device cpu`` says that CPUs are meant.
-    """
-    gpu_config = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
-    if device == 'cpu' or torch.cuda.is_available() or not (device == 'cuda' or gpu_config):
-        return
-    launched = f' under --launcher {launcher}' if launcher != 'none' else ''
-    why = '--device cuda' if device == 'cuda' else \
-        f'the config trains with FP16 AmpOptimWrapper{launched}'
-    if torch.version.cuda is None:
-        cause = (f'torch {torch.__version__} is a CPU-only build: install a CUDA build '
-                 f'(TORCH_INDEX_URL, see the README)')
-    else:
-        visible = os.environ.get('CUDA_VISIBLE_DEVICES')
-        cause = (f'torch {torch.__version__} is built for CUDA {torch.version.cuda} and sees no '
-                 f'GPU. Likely causes: the NVIDIA driver is older than CUDA {torch.version.cuda} '
-                 f'needs (`nvidia-smi` shows the newest CUDA the driver supports; install the '
-                 f'torch build for it, see the README), or no GPU is visible'
-                 + (f' (CUDA_VISIBLE_DEVICES={visible!r})' if visible is not None else
-                    ' (run on a GPU node; check `nvidia-smi`)'))
-    raise RunSetupError(f'This run asks for GPUs ({why}), but {cause}. To run on CPUs on purpose, '
-                        f'add --device cpu.')
 
 
 def uses_amp(cfg: Config) -> bool:

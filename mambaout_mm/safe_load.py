@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
+from .errors import UnsafeCheckpointError
+
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 #: whether this torch can allow mmengine's objects in its safe unpickler (torch >= 2.4)
 SAFE_LOADING = hasattr(torch.serialization, 'add_safe_globals')
@@ -26,7 +28,7 @@ SAFE_LOADING = hasattr(torch.serialization, 'add_safe_globals')
 def history_buffer_method(owner: type, name: str) -> Callable:
     """Stands in for ``getattr`` while unpickling: only ``HistoryBuffer.<statistic>``."""
     if owner is not HistoryBuffer or name not in _HISTORY_BUFFER_METHODS:
-        raise torch.serialization.pickle.UnpicklingError(
+        raise UnsafeCheckpointError(
             f'Refusing getattr({owner!r}, {name!r}) in a checkpoint: only HistoryBuffer '
             f'statistics methods {_HISTORY_BUFFER_METHODS} are allowed.')
     return getattr(HistoryBuffer, name)
@@ -68,7 +70,7 @@ def load(path: str | Path, map_location: Any = 'cpu') -> Any:
     except torch.serialization.pickle.UnpicklingError as err:
         found = re.search(r'(?:Unsupported global|GLOBAL) ?:? ?(?:GLOBAL )?([\w.]+)', str(err))
         what = f'the object {found.group(1)}' if found else 'objects'
-        raise torch.serialization.pickle.UnpicklingError(
+        raise UnsafeCheckpointError(
             f'{path}: holds {what}, which the safe loader (weights_only=True) does not '
             f'accept, so it is not a plain checkpoint of tensors. If you trust the file, load '
             f'it with torch.load(..., weights_only=False) and save its state_dict.') from None

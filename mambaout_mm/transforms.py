@@ -6,10 +6,7 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine.registry import TRANSFORMS
 
 from .data_check import image_problem
-
-
-class ImageFileError(RuntimeError):
-    """An image of the dataset cannot be loaded; the message names the file and the problem."""
+from .errors import ImageFileError
 
 
 @TRANSFORMS.register_module()

@@ -35,3 +35,15 @@ def official_femto(tmp_path_factory) -> tuple[Path, dict[str, torch.Tensor]]:
     path = tmp_path_factory.mktemp('ckpt') / 'mambaout_femto.pth'
     torch.save(state_dict, path)
     return path, state_dict
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path) -> Path:
+    """No network in this process (downloads refused by a closed proxy port) and an empty hub
+    cache; returns the cache's ``checkpoints`` folder."""
+    for name in ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY'):
+        monkeypatch.setenv(name, 'http://127.0.0.1:9')
+    monkeypatch.setenv('no_proxy', '')
+    monkeypatch.setenv('NO_PROXY', '')
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    return tmp_path / 'torch_home' / 'hub' / 'checkpoints'

@@ -8,6 +8,7 @@ from mambaout_mm import benchmark, cpu_kernels, cpu_support
 from mambaout_mm.benchmark import (build_subjects, default_dtypes, default_shape,
                                    feature_agreement, make_step, markdown, peak_memory,
                                    run_benchmark, to_rows)
+from mambaout_mm.errors import ConfigError
 from mambaout_mm.mambaout import GatedCNNBlock
 from mambaout_mm.onnx_export import dynamo_exporter
 
@@ -80,7 +81,7 @@ def test_default_input_follows_the_subjects():
 
 
 def test_unknown_subject_names_the_choices():
-    with pytest.raises(KeyError, match="'convnext_x'.*mambaout_t.*config files"):
+    with pytest.raises(ConfigError, match="'convnext_x'.*mambaout_t.*config files"):
         build_subjects(['convnext_x'])
 
 

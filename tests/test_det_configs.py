@@ -9,7 +9,10 @@ from mambaout_mm import MambaOutBackbone
 from mambaout_mm.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
 from mambaout_mm.paper import paper_row
-from mambaout_mm.runtime import (RunSetupError, build_model, check_pretrained_weights,
+from mambaout_mm.checkpoint import OFFICIAL_RELEASE
+from mambaout_mm.errors import RunSetupError
+from mambaout_mm.run_checks import check_pretrained_weights
+from mambaout_mm.runtime import (build_model,
                                  resolve_config_path, setup_amp)
 
 from .tools_helpers import REPO, unscoped
@@ -48,8 +51,9 @@ def test_table2_config_carries_the_paper_setup(size):
     backbone = cfg.model.backbone
     assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
     assert backbone.drop_path_rate == TABLE2[size][1]
+    # the official ImageNet-1k release of this variant, fetched by URL
     assert backbone.init_cfg == dict(type='Pretrained',
-                                     checkpoint=f'checkpoints/mambaout_{size}.pth')
+                                     checkpoint=f'{OFFICIAL_RELEASE}/mambaout_{size}.pth')
     assert cfg.pretrained == backbone.init_cfg.checkpoint
     # _delete_=True: nothing of the base config's ResNet is left
     assert set(backbone) == {'type', 'arch', 'out_indices', 'drop_path_rate', 'init_cfg'}
@@ -131,11 +135,11 @@ def test_shapes_config_classes_are_the_generators():
     assert cfg.model.backbone.init_cfg is None  # from scratch
 
 
-def test_missing_weights_and_data_fail_with_the_expected_layout(tmp_path, monkeypatch):
+def test_missing_weights_and_data_fail_with_the_expected_layout(tmp_path, monkeypatch, offline):
     monkeypatch.chdir(tmp_path)
     cfg = load('mambaout_tiny_1x.py')
-    with pytest.raises(RunSetupError, match=r'checkpoints/mambaout_tiny.pth.*'
-                       r'releases/download/model/mambaout_tiny.pth'):
+    with pytest.raises(RunSetupError, match=r'Could not download the checkpoint https://.*'
+                       r'releases/download/model/mambaout_tiny.pth.*hub/checkpoints'):
         check_pretrained_weights(cfg)
     with pytest.raises(RunSetupError, match=r'data/coco/annotations/instances_train2017.json.*'
                        r'Expected layout: COCO 2017'):

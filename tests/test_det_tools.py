@@ -102,15 +102,50 @@ def test_amp_on_a_cpu_trains_in_bfloat16_where_it_is_native(workspace):
     assert checkpoint_meta(workspace / 'work_dirs/amp/epoch_1.pth')['iter'] == 2
 
 
-def test_missing_dataset_fails_with_the_layout(tmp_path):
-    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), '--device', 'cpu',
-                    check=False, cwd=tmp_path)
-    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
-    assert 'Pretrained weights not found: checkpoints/mambaout_tiny.pth' in proc.stderr
-    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), '--device', 'cpu',
-                    '--cfg-options', 'model.backbone.init_cfg=None', check=False, cwd=tmp_path)
+def test_every_problem_before_the_run_is_named_at_once(tmp_path):
+    """Table 2's config on a machine without a GPU, offline, without COCO: one message says all."""
+    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), check=False,
+                    cwd=tmp_path)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'error: 3 problems stop this run:' in proc.stderr
+    assert 'This run asks for GPUs' in proc.stderr
+    assert ('Could not download the checkpoint https://github.com/yuweihao/MambaOut/releases/'
+            'download/model/mambaout_tiny.pth') in proc.stderr
     assert 'data/coco/annotations/instances_train2017.json' in proc.stderr
     assert 'Expected layout: COCO 2017' in proc.stderr
+    # a local copy of the weights, on CPUs on purpose: only the data is left
+    proc = run_tool(tool('train.py'), config('mask_rcnn/mambaout_tiny_1x.py'), '--device', 'cpu',
+                    '--cfg-options', 'model.backbone.init_cfg=None', check=False, cwd=tmp_path)
+    assert 'problems' not in proc.stderr and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: CocoDataset for train is missing')
+    assert 'data/coco/annotations/instances_train2017.json' in last
+
+
+@pytest.mark.parametrize('option,problem', [
+    ('model.backbone.arch=tinyy', "Unknown MambaOut variant 'tinyy'"),
+    ('model.backbone.out_indices=[0,4]', 'out_indices entries must be stage indices'),
+    ('model.backbone.out_indice=[0,1]', "unexpected keyword argument 'out_indice'")])
+def test_a_backbone_setting_that_cannot_be_built_is_one_line(workspace, option, problem):
+    proc = run_tool(tool('train.py'), CONFIG, '--cfg-options', option, *FAST, check=False,
+                    cwd=workspace)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: model.backbone:') and problem in last
+    debug = run_tool(tool('train.py'), CONFIG, '--cfg-options', option, *FAST, '--debug',
+                     check=False, cwd=workspace)
+    assert debug.returncode != 0 and 'Traceback' in debug.stderr and problem in debug.stderr
+
+
+def test_missing_mmcv_ops_name_both_ways_to_get_them(workspace, tmp_path):
+    """mmcv without its compiled ops (as pip's source build leaves it): one line, two fixes."""
+    (tmp_path / 'sitecustomize.py').write_text("import sys\nsys.modules['mmcv._ext'] = None\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path), **CPU_ONLY)
+    proc = subprocess.run([sys.executable, tool('train.py'), CONFIG], cwd=workspace, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert 'is installed without its compiled ops' in proc.stderr
+    assert 'mim install "mmcv==2.1.0"' in proc.stderr and 'tools/setup_env.sh' in proc.stderr
 
 
 @pytest.mark.parametrize('args', [[config('mask_rcnn/mambaout_tiny_1x.py')],
@@ -151,10 +186,11 @@ def test_resume_and_load_from_need_no_imagenet_weights(workspace, trained):
     fresh = run()  # not resuming: the ImageNet weights are needed, and the error says so
     assert fresh.returncode != 0
     assert 'Pretrained weights not found: checkpoints/not_here.pth' in fresh.stderr
+    assert 'Traceback' not in fresh.stderr
     resumed = run('--resume')
     log = resumed.stdout + resumed.stderr
     assert resumed.returncode == 0, log[-3000:]
-    assert 'not loading the missing pretrained weights checkpoints/not_here.pth' in log
+    assert 'not loading the pretrained weights checkpoints/not_here.pth' in log
     assert checkpoint_meta(work_dir / 'epoch_4.pth')['iter'] == 8
     run_tool(tool('train.py'), str(config_file), '--work-dir', str(work_dir / 'ft'),
              '--cfg-options', f'load_from={trained / "epoch_3.pth"}', 'train_cfg.max_epochs=1',

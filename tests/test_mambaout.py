@@ -6,6 +6,7 @@ from timm.models.mambaout import checkpoint_filter_fn
 
 from mambaout_mm import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from mambaout_mm.checkpoint import infer_arch, timm_to_official
+from mambaout_mm.errors import ConfigError
 from mambaout_mm.paper import paper_table
 from mambaout_mm.testing import randomize_
 
@@ -54,7 +55,7 @@ def test_timm_conversion_inverts_timms_filter(arch):
 
 
 def test_unknown_variant_names_the_choices():
-    with pytest.raises(KeyError, match="Unknown MambaOut variant 'tinyy'.*femto"):
+    with pytest.raises(ConfigError, match="Unknown MambaOut variant 'tinyy'.*femto"):
         MambaOut('tinyy')
 
 

@@ -200,7 +200,9 @@ def test_plot_writes_a_png(work_dirs, tmp_path, monkeypatch, capsys):
     png = tmp_path / 'report.png'
     monkeypatch.setattr(sys, 'argv', ['report.py', *map(str, work_dirs.values()), '--plot',
                                       str(png)])
-    runpy.run_path(tool('report.py'), run_name='__main__')
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(tool('report.py'), run_name='__main__')
+    assert exited.value.code == 0
     out = capsys.readouterr()
     assert '| ours |' in out.out and 'Plot written to' in out.err
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'

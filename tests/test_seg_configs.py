@@ -10,7 +10,10 @@ from mambaout_mm import MambaOutBackbone
 from mambaout_mm.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
 from mambaout_mm.paper import paper_row
-from mambaout_mm.runtime import (RunSetupError, build_model, check_pretrained_weights,
+from mambaout_mm.checkpoint import OFFICIAL_RELEASE
+from mambaout_mm.errors import RunSetupError
+from mambaout_mm.run_checks import check_pretrained_weights
+from mambaout_mm.runtime import (build_model,
                                  resolve_config_path)
 
 from .tools_helpers import REPO, unscoped
@@ -56,8 +59,9 @@ def test_table3_config_carries_the_paper_setup(size):
     backbone = cfg.model.backbone
     assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
     assert backbone.drop_path_rate == TABLE3[size][1]
+    # the official ImageNet-1k release of this variant, fetched by URL
     assert backbone.init_cfg == dict(type='Pretrained',
-                                     checkpoint=f'checkpoints/mambaout_{size}.pth')
+                                     checkpoint=f'{OFFICIAL_RELEASE}/mambaout_{size}.pth')
     # _delete_=True: nothing of the base config's ResNet is left
     assert set(backbone) == {'type', 'arch', 'out_indices', 'drop_path_rate', 'init_cfg'}
 
@@ -96,7 +100,10 @@ def test_segmentor_parameters_match_table3(size):
 def test_base_plus_at_512_is_table3_base_with_imagenet_12k_weights():
     cfg, base = load('mambaout_base_plus_rw_in12k_160k.py'), load('mambaout_base_160k.py')
     assert cfg.model.backbone.arch == 'base_plus_rw'
-    assert cfg.model.backbone.init_cfg.checkpoint.endswith('in12k.safetensors')
+    # timm's ImageNet-12k release of that variant, by URL
+    checkpoint = cfg.model.backbone.init_cfg.checkpoint
+    assert checkpoint.startswith('https://huggingface.co/timm/mambaout_base_plus_rw.sw_e150_in12k/')
+    assert checkpoint.endswith('.safetensors')
     for key in ('train_dataloader', 'optim_wrapper', 'param_scheduler', 'train_cfg'):
         assert cfg[key] == base[key], key
     assert {k: v for k, v in cfg.model.items() if k != 'backbone'} == \
@@ -124,10 +131,15 @@ def test_shapes_config_classes_are_the_generators():
     assert cfg.model.backbone.init_cfg is None
 
 
-def test_missing_weights_and_data_fail_with_the_expected_layout(tmp_path, monkeypatch):
+def test_missing_weights_and_data_fail_with_the_expected_layout(tmp_path, monkeypatch, offline):
     monkeypatch.chdir(tmp_path)
     cfg = load('mambaout_small_160k.py')
-    with pytest.raises(RunSetupError, match=r'checkpoints/mambaout_small.pth'):
+    with pytest.raises(RunSetupError, match=r'Could not download the checkpoint https://.*'
+                       r'mambaout_small.pth'):
+        check_pretrained_weights(cfg)
+    cfg.model.backbone.init_cfg.checkpoint = 'checkpoints/mambaout_small.pth'
+    with pytest.raises(RunSetupError, match=r'Pretrained weights not found: '
+                       r'checkpoints/mambaout_small.pth.*releases/download/model/mambaout_small'):
         check_pretrained_weights(cfg)
     with pytest.raises(RunSetupError, match=r'data/ade/ADEChallengeData2016/images/validation.*'
                        r'Expected layout: ADE20K'):

@@ -5,12 +5,19 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 #: The tools' tests are CPU tests wherever they run: GPUs hidden (the GPU suite has its own).
 CPU_ONLY = {'CUDA_VISIBLE_DEVICES': ''}
+#: No network for the tools, whatever the machine has: downloads go through a proxy that refuses
+#: them, into a hub cache of their own (so a URL is never found cached from elsewhere).
+OFFLINE = {**{name: 'http://127.0.0.1:9' for name in
+              ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY')},
+           'no_proxy': '', 'NO_PROXY': '',
+           'TORCH_HOME': tempfile.mkdtemp(prefix='mambaout-mm-tests-torch-home-')}
 #: --cfg-options that keep data loading in the main process (tiny datasets, quick start-up).
 IN_PROCESS_LOADERS = [f'{split}_dataloader.{key}'
                       for split in ('train', 'val', 'test')
@@ -25,7 +32,7 @@ def run_tool(*args: str, check: bool = True, timeout: float = 600,
              cwd: Path = REPO, gpu: bool = False) -> subprocess.CompletedProcess:
     """``python tools/<args>`` (GPUs hidden unless ``gpu``); on an unexpected exit code the
     output is in the assertion."""
-    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1',
+    env = dict(os.environ, PYTHONWARNINGS='ignore', PYTHONUNBUFFERED='1', **OFFLINE,
                **({} if gpu else CPU_ONLY))
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)

@@ -25,7 +25,7 @@ import textwrap
 
 import torch
 
-from mambaout_mm import cpu_kernels, cpu_support
+from mambaout_mm import cli, cpu_kernels, cpu_support
 from mambaout_mm.benchmark import (SUBJECTS, build_subjects, default_dtypes, default_shape,
                                    feature_agreement, is_config, markdown, run_benchmark,
                                    split_config, to_rows)
@@ -60,7 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--json', help='write the rows and the machine to this JSON file')
     parser.add_argument('--markdown', help='write the markdown table to this file')
     parser.add_argument('--plot', help='throughput against MACs, to this PNG')
-    return parser.parse_args()
+    return cli.add_debug_flag(parser).parse_args()
 
 
 def machine(device: str) -> str:
@@ -169,4 +169,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

@@ -15,7 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from mmengine.config import DictAction
 
 from mambaout_mm.data_check import IMAGE_KEYS, build_dataset, check_datasets, image_problem
-from mambaout_mm.runtime import RunSetupError, load_config
+from mambaout_mm import cli
+from mambaout_mm.errors import RunSetupError
+from mambaout_mm.runtime import load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -27,7 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='files decoded at once (threads)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, as in tools/train.py')
-    return parser.parse_args(argv)
+    return cli.add_debug_flag(parser).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,4 +65,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    cli.run(main)

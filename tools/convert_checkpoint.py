@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from mambaout_mm.checkpoint import CheckpointMismatchError
+from mambaout_mm import cli
 from mambaout_mm.convert import TARGETS, convert_checkpoint
 from mambaout_mm.mambaout import ARCH_SETTINGS
 
@@ -29,17 +29,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--to', choices=TARGETS,
                         help='target layout (default: official for a detector/segmentor '
                              'checkpoint, backbone otherwise)')
-    return parser.parse_args()
+    return cli.add_debug_flag(parser).parse_args()
 
 
 def main() -> None:
     args = parse_args()
-    try:
-        report = convert_checkpoint(args.src, args.dst, to=args.to, arch=args.arch)
-    except (CheckpointMismatchError, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f'error: {err}') from None
+    report = convert_checkpoint(args.src, args.dst, to=args.to, arch=args.arch)
     print('\n'.join(report['messages']))
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

@@ -17,7 +17,9 @@ import numpy as np
 from mmengine.config import DictAction
 from PIL import Image, ImageDraw
 
-from mambaout_mm.runtime import load_config, toolbox
+from mambaout_mm import cli
+from mambaout_mm.errors import RunSetupError
+from mambaout_mm.runtime import load_config, local_checkpoint, toolbox
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -33,17 +35,17 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
-    return parser.parse_args()
+    return cli.add_debug_flag(parser).parse_args()
 
 
 def list_images(path: Path, num: int) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise SystemExit(f'error: no image or folder at {path}')
+        raise RunSetupError(f'no image or folder at {path}')
     images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:num]
     if not images:
-        raise SystemExit(f'error: no {"/".join(IMAGE_SUFFIXES)} images in {path}')
+        raise RunSetupError(f'no {"/".join(IMAGE_SUFFIXES)} images in {path}')
     return images
 
 
@@ -145,15 +147,14 @@ def grid(frames: list[np.ndarray], columns: int = 3) -> Image.Image:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    if args.checkpoint and not Path(args.checkpoint).is_file():
-        raise SystemExit(f'error: checkpoint not found: {args.checkpoint}')
+    checkpoint = local_checkpoint(args.checkpoint) if args.checkpoint else None
     images = list_images(Path(args.image), args.num)
     draw = draw_detections if toolbox(cfg) == 'mmdet' else draw_segmentations
-    picture = grid(draw(cfg, args.checkpoint, images, args))
+    picture = grid(draw(cfg, checkpoint, images, args))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     picture.save(args.out)
     print(f'wrote {args.out} ({picture.width}x{picture.height}, {len(images)} images)')
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

@@ -19,8 +19,10 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 from mambaout_mm.onnx_export import PARTS, ExportError, compare, export, network
-from mambaout_mm.runtime import (RunSetupError, build_model, check_pretrained_weights,
-                                 load_config, local_checkpoint)
+from mambaout_mm import cli
+from mambaout_mm.errors import RunSetupError
+from mambaout_mm.run_checks import check_pretrained_weights
+from mambaout_mm.runtime import build_model, load_config, local_checkpoint
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--tolerance', type=float, default=1e-4,
                         help='largest error allowed, relative to the largest output value')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(argv)
+    return cli.add_debug_flag(parser).parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,4 +77,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    cli.run(main)

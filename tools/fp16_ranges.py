@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from mambaout_mm import cli
 from mambaout_mm.benchmark import ConfigModel, default_shape
 from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.mambaout import GatedCNNBlock
@@ -28,7 +29,7 @@ def main() -> None:
     parser.add_argument('config')
     parser.add_argument('--shape', type=int, nargs=4, metavar=('N', 'C', 'H', 'W'))
     parser.add_argument('--weights', choices=['init', 'trained-scale'], default='init')
-    args = parser.parse_args()
+    args = cli.add_debug_flag(parser).parse_args()
     shape = args.shape or default_shape([args.config])
     torch.manual_seed(0)
     model = ConfigModel(args.config)
@@ -82,4 +83,4 @@ def gradients_by_module(grads: dict[str, float], depth: int = 2) -> dict[str, li
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

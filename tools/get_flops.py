@@ -16,7 +16,7 @@ from mmengine.config import DictAction
 
 from mambaout_mm.complexity import model_complexity
 from mambaout_mm.published_costs import published_cost
-from mambaout_mm.runtime import RunSetupError
+from mambaout_mm import cli
 
 
 def parse_args() -> argparse.Namespace:
@@ -27,7 +27,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
     parser.add_argument('--json', help='also write the rows to this JSON file')
-    return parser.parse_args()
+    return cli.add_debug_flag(parser).parse_args()
 
 
 def main() -> None:
@@ -36,11 +36,8 @@ def main() -> None:
           '|---|---|---|---|---|---|', flush=True)
     rows = []
     for config in args.configs:
-        try:
-            row = model_complexity(config, tuple(args.shape) if args.shape else None,
-                                   args.cfg_options)
-        except RunSetupError as err:
-            raise SystemExit(f'error: {err}') from None
+        row = model_complexity(config, tuple(args.shape) if args.shape else None,
+                               args.cfg_options)
         # published figures hold at the papers' sizes only
         row['published'] = None if args.shape else published_cost(config)
         rows.append(row)
@@ -55,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from mambaout_mm import cli
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
 
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument('--size', type=int, nargs=2, metavar=('H', 'W'),
                         help='image size (default: 192 256 for coco, 128 128 for ade)')
     parser.add_argument('--seed', type=int, default=0)
-    args = parser.parse_args(argv)
+    args = cli.add_debug_flag(parser).parse_args(argv)
     make = make_coco_shapes if args.format == 'coco' else make_ade_shapes
     kwargs = dict(num_train=args.num_train, num_val=args.num_val, seed=args.seed)
     if args.size:
@@ -37,4 +38,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

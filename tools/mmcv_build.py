@@ -75,7 +75,7 @@ def make_plan(torch_version: str, torch_cuda: str | None, gpu_capabilities: list
     if not torch_cuda:
         raise BuildPlanError(
             f'CUDA ops asked for (FORCE_CUDA=1), but torch {torch_version} is a CPU-only build. '
-            f'Install a CUDA build of torch (TORCH_INDEX_URL, see the README) or set FORCE_CUDA=0.')
+            f'Install a CUDA build of torch (TORCH_INDEX_URL, see docs/install.md) or set FORCE_CUDA=0.')
     if nvcc is None:
         raise BuildPlanError(
             f'CUDA ops need nvcc {torch_cuda.split(".")[0]}.x (torch {torch_version} was built with '

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mambaout_mm.report import (ReportError, format_csv, format_markdown, load_run, plot_report,
+from mambaout_mm import cli
+from mambaout_mm.report import (format_csv, format_markdown, load_run, plot_report,
                                 report_tables)
 
 
@@ -24,22 +25,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--plot', metavar='FILE.png', help='also plot the metric against MACs')
     parser.add_argument('--no-macs', action='store_true',
                         help='skip counting Params and MACs (fast; no --plot)')
-    return parser.parse_args()
+    return cli.add_debug_flag(parser).parse_args()
 
 
 def main() -> None:
     args = parse_args()
     if args.plot and args.no_macs:
         raise SystemExit('error: --plot places our runs by their MACs; drop --no-macs.')
-    try:
-        tables = report_tables([load_run(d) for d in args.work_dirs], macs=not args.no_macs)
-        print(format_csv(tables) if args.format == 'csv' else format_markdown(tables), end='')
-        if args.plot:
-            plot_report(tables, args.plot)
-            print(f'Plot written to {args.plot}', file=sys.stderr)
-    except ReportError as err:
-        raise SystemExit(f'error: {err}') from None
+    tables = report_tables([load_run(d) for d in args.work_dirs], macs=not args.no_macs)
+    print(format_csv(tables) if args.format == 'csv' else format_markdown(tables), end='')
+    if args.plot:
+        plot_report(tables, args.plot)
+        print(f'Plot written to {args.plot}', file=sys.stderr)
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

@@ -2,24 +2,24 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--amp] [--auto-scale-lr] [--resume [CKPT]]
                           [--cfg-options KEY=VALUE ...] [--launcher none|pytorch|slurm|mpi]
+
+CONFIG is a file or a packaged config (`mambaout_mm::mask_rcnn/mambaout_tiny_1x.py`, `mmdet::...`).
+Everything that can be checked before the Runner starts (config, device, mmcv's ops, weights,
+data) is checked first, and every problem found is reported in one message.
 """
 import argparse
 
-from mmengine.config import DictAction
-from mmengine.logging import print_log
-from mmengine.runner import find_latest_checkpoint
-
-from mambaout_mm.data_check import check_datasets, name_unreadable_images
-from mambaout_mm.runtime import (RunSetupError, build_runner, check_device, end_distributed,
-                                 check_pretrained_weights, drop_missing_pretrained,
-                                 load_config, local_checkpoint, local_rank_env,
-                                 setup_amp, select_device, setup_launcher)
+from mambaout_mm import cli
+from mambaout_mm.errors import RunSetupError
+from mambaout_mm.run_checks import (Problems, check_backbone, check_device, check_mmcv_ops,
+                                    check_pretrained_weights, drop_unavailable_pretrained)
+from mambaout_mm.runtime import (build_runner, end_distributed, load_config, local_checkpoint,
+                                 local_rank_env, select_device, setup_amp, setup_launcher)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and checkpoints')
+    parser.add_argument('config', help='train config: a file, or mambaout_mm::/mmdet::/mmseg::PATH')
     parser.add_argument('--amp', action='store_true',
                         help='mixed precision: FP16 on a GPU, bfloat16 autocast on a CPU')
     parser.add_argument('--auto-scale-lr', action='store_true',
@@ -27,51 +27,58 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or without a value from the latest checkpoint '
                              'in the work dir')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. train_cfg.max_epochs=24')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--device', choices=['cuda', 'cpu'],
-                        help='default: the GPUs if torch sees any, else the CPU (a GPU config, '
-                             'e.g. the Table 2/3 ones, then needs --device cpu)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=None)
-    return parser.parse_args()
+    return cli.add_run_args(parser).parse_args()
 
 
 def main() -> None:
     args = parse_args()
     local_rank_env(args.local_rank)
     select_device(args.device)
-    try:
-        cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    from mmengine.runner import find_latest_checkpoint
+    problems = Problems()
+    with problems.check():
         check_device(cfg, args.device, args.launcher)
-        amp = setup_amp(cfg, args.amp)
-        if args.auto_scale_lr:
-            if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-                raise RunSetupError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
-                                    'config.')
-            cfg.auto_scale_lr.enable = True
-        if args.resume == 'auto':
-            cfg.resume, cfg.load_from = True, None
-        elif args.resume is not None:
-            cfg.resume, cfg.load_from = True, args.resume
+    amp = setup_amp(cfg, args.amp)
+    with problems.check():
+        if args.auto_scale_lr and 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise RunSetupError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+                                'config.')
+    if args.auto_scale_lr and 'auto_scale_lr' in cfg:
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    with problems.check():
         if cfg.get('load_from'):
             cfg.load_from = local_checkpoint(cfg.load_from)
-        starts_from = cfg.get('load_from') or (
-            cfg.get('resume') and find_latest_checkpoint(cfg.work_dir))
-        # a run's own checkpoint replaces the ImageNet weights: their files are not needed
-        skipped = drop_missing_pretrained(cfg.model) if starts_from else []
-        if not starts_from:
+    starts_from = cfg.get('load_from') or (
+        cfg.get('resume') and find_latest_checkpoint(cfg.work_dir))
+    # a run's own checkpoint replaces the ImageNet weights: they are not needed
+    skipped = drop_unavailable_pretrained(cfg.model) if starts_from else []
+    with problems.check():
+        check_backbone(cfg)
+    if not starts_from:
+        with problems.check():
             check_pretrained_weights(cfg)
+    mmcv_ok = False
+    with problems.check():
+        check_mmcv_ops()
+        mmcv_ok = True
+    if mmcv_ok:  # the data checks build mmdet's or mmseg's datasets, which import mmcv
+        from mambaout_mm.data_check import check_datasets, name_unreadable_images
         name_unreadable_images(cfg)
-        check_datasets(cfg, ('train', 'val'))
-        setup_launcher(cfg, args.launcher)
-    except RunSetupError as err:
-        raise SystemExit(f'error: {err}') from None
+        with problems.check():
+            check_datasets(cfg, ('train', 'val'))
+    problems.raise_all()
+    setup_launcher(cfg, args.launcher)
     runner = build_runner(cfg)
+    from mmengine.logging import print_log
     if skipped:
-        print_log(f'Starting from {starts_from}: not loading the missing pretrained weights '
-                  f'{", ".join(skipped)}.', logger='current')
+        print_log(f'Starting from {starts_from}: not loading the pretrained weights '
+                  f'{", ".join(skipped)} (not here, and replaced by that checkpoint\'s).',
+                  logger='current')
     if amp:
         print_log(f'Mixed precision: {amp}', logger='current')
     runner.train()
@@ -79,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    cli.run(main)

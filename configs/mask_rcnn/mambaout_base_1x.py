@@ -1,8 +1,9 @@
 # Mask R-CNN + FPN with MambaOut-Base, 1x on COCO 2017 (paper Table 2: 100M params, 495G MACs).
 _base_ = './mambaout_tiny_1x.py'
 
-# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth
-pretrained = 'checkpoints/mambaout_base.pth'
+# The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
+# (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth'
 
 model = dict(
     backbone=dict(arch='base', drop_path_rate=0.4,

@@ -2,8 +2,9 @@
 # (the recipe of mambaout_tiny_3x_ms.py).
 _base_ = './mambaout_tiny_3x_ms.py'
 
-# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth
-pretrained = 'checkpoints/mambaout_base.pth'
+# The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
+# (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth'
 
 model = dict(
     backbone=dict(arch='base', drop_path_rate=0.7,  # ConvNeXt-B's in ConvNeXt's own 3x COCO configs

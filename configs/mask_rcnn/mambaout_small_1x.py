@@ -1,8 +1,9 @@
 # Mask R-CNN + FPN with MambaOut-Small, 1x on COCO 2017 (paper Table 2: 65M params, 354G MACs).
 _base_ = './mambaout_tiny_1x.py'
 
-# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth
-pretrained = 'checkpoints/mambaout_small.pth'
+# The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
+# (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'
 
 model = dict(
     backbone=dict(arch='small', drop_path_rate=0.3,

@@ -2,8 +2,9 @@
 # (the recipe of mambaout_tiny_3x_ms.py).
 _base_ = './mambaout_tiny_3x_ms.py'
 
-# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth
-pretrained = 'checkpoints/mambaout_small.pth'
+# The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
+# (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'
 
 model = dict(
     backbone=dict(arch='small', drop_path_rate=0.6,  # ConvNeXt-S's in mmdet's 3x recipes

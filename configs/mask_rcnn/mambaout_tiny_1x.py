@@ -9,8 +9,9 @@ _base_ = [
 ]
 custom_imports = dict(imports=['mambaout_mm'], allow_failed_imports=False)
 
-# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_tiny.pth
-pretrained = 'checkpoints/mambaout_tiny.pth'
+# The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
+# (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_tiny.pth'
 
 model = dict(
     backbone=dict(

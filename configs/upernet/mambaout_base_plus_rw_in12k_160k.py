@@ -3,9 +3,10 @@
 # larger, better pre-trained backbone, as ConvNeXt-B and Swin-B are run with ImageNet-22k weights.
 _base_ = './mambaout_base_160k.py'
 
-# timm's ImageNet-12k weights (the 11821-class head is dropped):
-# https://huggingface.co/timm/mambaout_base_plus_rw.sw_e150_in12k/resolve/main/model.safetensors
-pretrained = 'checkpoints/mambaout_base_plus_rw.sw_e150_in12k.safetensors'
+# timm's ImageNet-12k weights (the 11821-class head is dropped), downloaded once into torch's hub
+# cache (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = ('https://huggingface.co/timm/mambaout_base_plus_rw.sw_e150_in12k/resolve/main/'
+              'model.safetensors')
 
 model = dict(
     backbone=dict(arch='base_plus_rw',  # dims as base: the heads' in_channels stay

@@ -1,8 +1,9 @@
 # UperNet with MambaOut-Small, 160k on ADE20K (paper Table 3: 76M params, 1032G MACs).
 _base_ = './mambaout_tiny_160k.py'
 
-# Official ImageNet-1k weights: https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth
-pretrained = 'checkpoints/mambaout_small.pth'
+# The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
+# (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'
 
 model = dict(
     backbone=dict(

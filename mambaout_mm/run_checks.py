@@ -1,0 +1,175 @@
+"""Checks made before ``tools/train.py`` or ``tools/test.py`` starts mmengine's Runner.
+
+Each check raises :class:`~mambaout_mm.errors.RunSetupError` (or another
+:class:`~mambaout_mm.errors.UserError`) naming the problem and its fix; :class:`Problems` runs
+them all and reports every problem found in one message, so that a run which cannot start says
+everything at once (no GPU, weights missing, data missing) instead of one problem a try.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import os.path as osp
+from typing import Any, Iterator
+
+import torch
+from mmengine.config import Config
+
+from . import checkpoint
+from .errors import ConfigError, RunSetupError, UserError
+
+#: How to get mmcv with its compiled ops, named wherever they are missing.
+MMCV_OPS_HELP = ('Install mmcv 2.1.0 with its ops: `mim install "mmcv==2.1.0"` where OpenMMLab '
+                 'publishes a wheel for your torch and CUDA, or build one for this environment '
+                 'with `VENV=$VIRTUAL_ENV TORCH=installed bash tools/setup_env.sh` '
+                 '(see docs/install.md).')
+
+
+class Problems:
+    """Collects the problems of several checks; :meth:`raise_all` reports them together."""
+
+    def __init__(self) -> None:
+        self.found: list[str] = []
+
+    @contextlib.contextmanager
+    def check(self) -> Iterator[None]:
+        """Run the block; a :class:`UserError` it raises is recorded and the next check runs."""
+        try:
+            yield
+        except UserError as err:
+            self.found.append(str(err))
+
+    def raise_all(self) -> None:
+        if len(self.found) == 1:
+            raise RunSetupError(self.found[0])
+        if self.found:
+            listed = '\n'.join(f'  {i}. {problem}' for i, problem in enumerate(self.found, 1))
+            raise RunSetupError(f'{len(self.found)} problems stop this run:\n{listed}')
+
+
+def check_mmcv_ops() -> None:
+    """mmcv is installed with its compiled ops (mmdet's and mmseg's models need them)."""
+    try:
+        import mmcv
+    except ImportError:
+        raise RunSetupError(f'mmcv is not installed. {MMCV_OPS_HELP}') from None
+    try:
+        import mmcv._ext  # noqa: F401  (what mmcv.ops loads)
+    except ImportError as err:
+        raise RunSetupError(f'mmcv {mmcv.__version__} is installed without its compiled ops '
+                            f'({err}). {MMCV_OPS_HELP}') from None
+
+
+def check_backbone(cfg: Config) -> None:
+    """The config's MambaOut backbone settings can be built (variant, ``out_indices``, ...): the
+    backbone is built once, without its weights (a second or less for the Base model)."""
+    from mmengine.registry import MODELS
+    backbone = cfg.model.get('backbone')
+    if not backbone or backbone.get('type') != 'MambaOutBackbone':
+        return
+    settings = {key: value for key, value in backbone.items() if key != '_scope_'}
+    try:
+        MODELS.build(settings)
+    except TypeError as err:  # an argument the backbone does not take
+        raise ConfigError(f'model.backbone: {err}') from None
+    except ConfigError as err:
+        raise ConfigError(f'model.backbone: {err}') from None
+
+
+def check_device(cfg: Config, device: str | None, launcher: str) -> None:
+    """Stop a run that asks for GPUs where torch sees none, instead of training on CPUs.
+
+    A run asks for GPUs with ``--device cuda``, or with a GPU config (FP16 ``AmpOptimWrapper``, as
+    the Table 2/3 configs) unless ``--device cpu`` says that CPUs are meant.
+    """
+    gpu_config = cfg.optim_wrapper.get('type') == 'AmpOptimWrapper'
+    if device == 'cpu' or torch.cuda.is_available() or not (device == 'cuda' or gpu_config):
+        return
+    launched = f' under --launcher {launcher}' if launcher != 'none' else ''
+    why = '--device cuda' if device == 'cuda' else \
+        f'the config trains with FP16 AmpOptimWrapper{launched}'
+    if torch.version.cuda is None:
+        cause = (f'torch {torch.__version__} is a CPU-only build: install a CUDA build '
+                 f'(TORCH_INDEX_URL, see docs/install.md)')
+    else:
+        visible = os.environ.get('CUDA_VISIBLE_DEVICES')
+        cause = (f'torch {torch.__version__} is built for CUDA {torch.version.cuda} and sees no '
+                 f'GPU. Likely causes: the NVIDIA driver is older than CUDA {torch.version.cuda} '
+                 f'needs (`nvidia-smi` shows the newest CUDA the driver supports; install the '
+                 f'torch build for it, see docs/install.md), or no GPU is visible'
+                 + (f' (CUDA_VISIBLE_DEVICES={visible!r})' if visible is not None else
+                    ' (run on a GPU node; check `nvidia-smi`)'))
+    raise RunSetupError(f'This run asks for GPUs ({why}), but {cause}. To run on CPUs on purpose, '
+                        f'add --device cpu.')
+
+
+def _init_cfg_owners(node: Any) -> Iterator[dict]:
+    """Every config dict under ``node`` that has an ``init_cfg``, depth first."""
+    if isinstance(node, dict):
+        if node.get('init_cfg') is not None:
+            yield node
+        for key, value in node.items():
+            if key != 'init_cfg':
+                yield from _init_cfg_owners(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _init_cfg_owners(value)
+
+
+def _init_cfgs(owner: dict) -> list:
+    init_cfg = owner['init_cfg']
+    return init_cfg if isinstance(init_cfg, list) else [init_cfg]
+
+
+def _pretrained(init_cfg: Any) -> str | None:
+    if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+        return init_cfg.get('checkpoint') or None
+    return None
+
+
+def _unavailable(init_cfg: Any) -> bool:
+    """A ``Pretrained`` checkpoint that is neither a local file nor a downloaded URL."""
+    source = _pretrained(init_cfg)
+    if source is None:
+        return False
+    if source.startswith(('http://', 'https://')):
+        return not osp.isfile(checkpoint.download_path(source))
+    return '://' not in source and not osp.isfile(source.removeprefix('file://'))
+
+
+def check_pretrained_weights(cfg: Config) -> None:
+    """Every ``Pretrained`` checkpoint the model names is here: a local file that reads as a
+    checkpoint, or a URL, downloaded now into torch's hub cache (as mmengine does) so that an
+    offline machine learns it before the run."""
+    problems = Problems()
+    for owner in _init_cfg_owners(cfg.model):
+        for source in filter(None, map(_pretrained, _init_cfgs(owner))):
+            with problems.check():
+                if source.startswith(('http://', 'https://')):
+                    checkpoint.local_checkpoint(source)
+                elif '://' not in source and not osp.isfile(source):
+                    raise RunSetupError(
+                        f'Pretrained weights not found: {source}. Give the file\'s path or its '
+                        f'URL with --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL '
+                        f'(the official ImageNet weights: {checkpoint.OFFICIAL_RELEASE}/'
+                        f'{osp.basename(source)}); model.backbone.init_cfg=None trains from '
+                        f'scratch.')
+                else:
+                    checkpoint.local_checkpoint(source)
+    problems.raise_all()
+
+
+def drop_unavailable_pretrained(model: Any) -> list[str]:
+    """Remove ``Pretrained`` init_cfgs whose file is missing or URL not downloaded; returns them.
+
+    For runs that start from a checkpoint of their own (``--resume``, ``load_from``): its weights
+    replace the ImageNet ones, so a machine without those files (or offline) can still continue.
+    """
+    dropped = []
+    for owner in list(_init_cfg_owners(model)):
+        init_cfgs = _init_cfgs(owner)
+        missing = [c for c in init_cfgs if _unavailable(c)]
+        if missing:
+            dropped += [c['checkpoint'] for c in missing]
+            owner['init_cfg'] = [c for c in init_cfgs if c not in missing] or None
+    return dropped

@@ -1,0 +1,86 @@
+"""What every tool shares: a quiet start, and a known problem as one line (``--debug``: the
+traceback); the checks before a run report every problem at once."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mambaout_mm.errors import ConfigError, RunSetupError
+from mambaout_mm.run_checks import Problems, check_mmcv_ops
+
+from .tools_helpers import CPU_ONLY, OFFLINE, config, tool
+
+
+def run_plain(*args: str, cwd, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    """A tool as a user starts it: Python's default warning filters (unlike ``run_tool``)."""
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONWARNINGS', 'MAMBAOUT_MM_DEBUG')}
+    env.update(OFFLINE, **CPU_ONLY, **(env_extra or {}))
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_tool_starts_without_the_pkg_resources_warning(tmp_path):
+    """Loading a config that inherits mmdet:: configs imports pkg_resources (mmengine's resolver),
+    which warns on import; the tools leave that noise out."""
+    proc = run_plain(tool('check_dataset.py'), config('mask_rcnn/mambaout_femto_shapes.py'),
+                     cwd=tmp_path)
+    assert proc.returncode == 2 and 'CocoDataset for train is missing' in proc.stderr
+    assert 'pkg_resources' not in proc.stderr and 'Warning' not in proc.stderr
+
+
+@pytest.fixture
+def unsafe_checkpoint(tmp_path):
+    path = tmp_path / 'model.pth'
+    torch.save({'state_dict': {}, 'runs': os.system}, path)  # code a safe loader must refuse
+    return path
+
+
+def test_a_known_error_is_one_line_and_debug_shows_its_traceback(unsafe_checkpoint, tmp_path):
+    args = (tool('convert_checkpoint.py'), str(unsafe_checkpoint), str(tmp_path / 'out.pth'))
+    proc = run_plain(*args, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
+    assert proc.stderr.startswith(f'error: {unsafe_checkpoint}: holds the object')
+    for debug in (run_plain(*args, '--debug', cwd=tmp_path),
+                  run_plain(*args, cwd=tmp_path, env_extra={'MAMBAOUT_MM_DEBUG': '1'})):
+        assert debug.returncode == 1
+        assert 'Traceback' in debug.stderr and 'UnsafeCheckpointError' in debug.stderr
+
+
+def test_a_truncated_checkpoint_is_one_line(official_femto, tmp_path):
+    src, _ = official_femto
+    truncated = tmp_path / 'mambaout_femto.pth'
+    truncated.write_bytes(src.read_bytes()[:4096])
+    proc = run_plain(tool('convert_checkpoint.py'), str(truncated), str(tmp_path / 'out.pth'),
+                     cwd=tmp_path)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    assert proc.stderr.startswith(f'error: {truncated} is a truncated or damaged PyTorch checkpoint')
+
+
+def test_problems_are_collected_and_reported_together():
+    problems = Problems()
+    with problems.check():
+        raise RunSetupError('no GPU')
+    with problems.check():
+        pass
+    with problems.check():
+        raise ConfigError('unknown variant')
+    with pytest.raises(RunSetupError) as raised:
+        problems.raise_all()
+    assert str(raised.value) == '2 problems stop this run:\n  1. no GPU\n  2. unknown variant'
+    with pytest.raises(ZeroDivisionError), problems.check():  # a bug is not a problem to list
+        1 / 0
+    assert len(problems.found) == 2
+    Problems().raise_all()  # nothing found, nothing raised
+
+
+def test_mmcv_without_its_ops_names_both_ways_to_get_them(monkeypatch):
+    check_mmcv_ops()  # the suite's mmcv has them
+    monkeypatch.setitem(sys.modules, 'mmcv._ext', None)  # as a pip source build leaves mmcv
+    with pytest.raises(RunSetupError, match=r'without its compiled ops.*mim install "mmcv==2\.1\.0"'
+                       r'.*tools/setup_env\.sh'):
+        check_mmcv_ops()

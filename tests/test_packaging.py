@@ -1,0 +1,126 @@
+"""The package as a user installs it: a wheel in an environment of its own, used from outside the
+checkout (configs through ``mambaout_mm::``, the tools through ``python -m mambaout_mm``)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import site
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .tools_helpers import CPU_ONLY, OFFLINE, REPO
+
+IGNORED = shutil.ignore_patterns('.git', '.venv*', 'work_dirs', 'data', 'checkpoints', 'build',
+                                 '*.egg-info', '__pycache__', '.pytest_cache')
+
+
+def run(*args, **kwargs) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=600,
+                          **kwargs)
+    assert proc.returncode == 0, f'{args}: {proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
+    return proc
+
+
+@pytest.fixture(scope='module')
+def wheel(tmp_path_factory) -> Path:
+    """The wheel pip builds from a copy of the checkout (the checkout itself is left as it is)."""
+    root = tmp_path_factory.mktemp('wheel')
+    source = root / 'source'
+    shutil.copytree(REPO, source, symlinks=True, ignore=IGNORED)
+    run(sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index',
+        '-q', '-w', root / 'dist', source)
+    return next((root / 'dist').glob('mambaout_mm-*.whl'))
+
+
+@pytest.fixture(scope='module')
+def environment(wheel, tmp_path_factory) -> tuple[Path, Path]:
+    """A throwaway venv holding the wheel, with the suite's torch, mmcv, mmdet, ... behind it;
+    returns its python and its site-packages."""
+    root = tmp_path_factory.mktemp('env')
+    run(sys.executable, '-m', 'venv', '--without-pip', root / 'venv')
+    python = root / 'venv' / 'bin' / 'python'
+    purelib = Path(run(python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+                   .stdout.strip())
+    # after the venv's own site-packages: the suite's (not processed as a site dir, so the
+    # checkout's editable install there is not importable)
+    (purelib / 'suite_packages.pth').write_text('\n'.join(site.getsitepackages()) + '\n')
+    run(sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', '--target',
+        purelib, wheel)
+    return python, purelib
+
+
+def user_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ('PYTHONPATH', 'VIRTUAL_ENV')}
+    return dict(env, **OFFLINE, **CPU_ONLY)
+
+
+def test_the_wheel_declares_what_the_code_imports_and_leaves_mmcv_to_mim(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith('.dist-info/METADATA')))
+    requires = re.findall(r'^Requires-Dist: (.+)$', metadata.decode(), flags=re.M)
+    required = {re.split(r'[<>=!~ ;\[]', r)[0].lower() for r in requires if 'extra ==' not in r}
+    assert {'torch', 'numpy', 'mmengine', 'safetensors'} <= required
+    assert not required & {'mmcv', 'timm', 'mmdet', 'mmsegmentation'}  # extras, not requirements
+    assert any(r.startswith('mmcv') and 'extra == "mim"' in r for r in requires)
+    # the configs and tools travel inside the package, where mmengine and mim look for them
+    configs = sorted(p.relative_to(REPO / 'configs').as_posix()
+                     for p in (REPO / 'configs').rglob('*.py'))
+    packaged = sorted(n.removeprefix('mambaout_mm/.mim/configs/') for n in names
+                      if n.startswith('mambaout_mm/.mim/configs/') and n.endswith('.py'))
+    assert packaged == configs
+    assert 'mambaout_mm/.mim/tools/train.py' in names and 'mambaout_mm/.mim/model-index.yml' in names
+
+
+def test_an_installed_wheel_loads_packaged_configs_outside_the_checkout(environment, tmp_path):
+    """mmengine's two ways to a packaged config: ``get_config('PACKAGE::PATH')`` and a config of
+    the user's that inherits one (``_base_``), built in mmdet's registry."""
+    python, purelib = environment
+    (tmp_path / 'mine.py').write_text("_base_ = 'mambaout_mm::mask_rcnn/mambaout_tiny_1x.py'\n"
+                                      "model = dict(backbone=dict(drop_path_rate=0.1))\n")
+    script = (
+        'import json, mambaout_mm\n'
+        'from mmengine.config import Config\n'
+        'from mmengine.hub import get_config\n'
+        'from mmengine.registry import init_default_scope\n'
+        'from mmdet.registry import MODELS\n'
+        "packaged = get_config('mambaout_mm::mask_rcnn/mambaout_tiny_1x.py')\n"
+        "mine = Config.fromfile('mine.py')\n"
+        "init_default_scope('mmdet')\n"
+        'model = MODELS.build(mine.model)\n'
+        'print(json.dumps(dict(package=mambaout_mm.__file__, config=packaged.filename,\n'
+        '    model=type(model).__name__, backbone=type(model.backbone).__name__,\n'
+        '    arch=packaged.model.backbone.arch, drop_path=mine.model.backbone.drop_path_rate,\n'
+        '    channels=[model.backbone.dims[i] for i in model.backbone.out_indices],\n'
+        '    neck=list(model.neck.in_channels))))\n')
+    found = json.loads(run(python, '-c', script, cwd=tmp_path, env=user_env()).stdout
+                       .strip().splitlines()[-1])
+    assert Path(found['package']).is_relative_to(purelib)  # the wheel's copy, not the checkout
+    assert Path(found['config']).is_relative_to(purelib / 'mambaout_mm' / '.mim' / 'configs')
+    assert found['model'] == 'MaskRCNN'  # its own mmdet:: base configs resolved too
+    assert found['backbone'] == 'MambaOutBackbone' and found['arch'] == 'tiny'
+    assert found['drop_path'] == 0.1  # the user's override of the inherited config
+    assert found['channels'] == found['neck']
+
+
+def test_an_installed_wheel_runs_the_tools_on_packaged_configs(environment, tmp_path):
+    python, purelib = environment
+    listed = subprocess.run([str(python), '-m', 'mambaout_mm'], capture_output=True, text=True,
+                            cwd=tmp_path, env=user_env())
+    assert listed.returncode != 0 and 'train' in listed.stderr and 'export_onnx' in listed.stderr
+    proc = subprocess.run([str(python), '-m', 'mambaout_mm', 'train',
+                           'mambaout_mm::mask_rcnn/mambaout_tiny_1x.py', '--device', 'cpu'],
+                          capture_output=True, text=True, cwd=tmp_path, env=user_env(),
+                          timeout=300)
+    # the config resolves in the wheel; what stops the run is what this machine lacks
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    assert 'error: 2 problems stop this run' in proc.stderr
+    assert 'Could not download the checkpoint https://github.com/yuweihao' in proc.stderr
+    assert 'data/coco/annotations/instances_train2017.json' in proc.stderr
+    assert not list(tmp_path.glob('work_dirs/*/*.log.json'))
