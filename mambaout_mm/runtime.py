@@ -42,6 +42,10 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
             f'{path} inherits configs of a toolbox that is not installed ({err}). Install it with '
             f'this package: pip install "mambaout-mm[det]" (mmdet) or "mambaout-mm[seg]" '
             f'(mmsegmentation); see docs/install.md.') from None
+    except (SyntaxError, TypeError, KeyError, ValueError, AssertionError) as err:
+        # mmengine's parser: Python syntax, a _base_ that does not merge, a bad PACKAGE:: path
+        raise RunSetupError(f'{path} cannot be read as a config: {type(err).__name__}: '
+                            f'{err}') from None
     imports = cfg.get('custom_imports')
     if imports:
         modules = imports.get('imports', [])

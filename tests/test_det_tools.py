@@ -226,3 +226,18 @@ def test_ema_and_layer_decay_from_a_config(workspace):
     assert not torch.equal(weights[key], averaged[f'module.{key}'])  # averaged over 2 steps
     lrs = [g['lr'] for g in saved['optimizer']['param_groups']]  # all at one warm-up factor
     assert min(lrs) / max(lrs) == pytest.approx(0.8 ** 7)  # the stem's decay, 7 layers below
+
+
+def test_imagenet_weights_that_do_not_fit_the_variant_are_one_line(workspace, official_femto):
+    """A femto checkpoint given to a kobe backbone (deeper stage 3): named, not a traceback."""
+    path, _ = official_femto
+    config_file = workspace / 'kobe_from_femto.py'
+    config_file.write_text(f"_base_ = {CONFIG!r}\nmodel = dict(backbone=dict(arch='kobe', "
+                           f"init_cfg=dict(_delete_=True, type='Pretrained', "
+                           f"checkpoint={str(path)!r})))\n")
+    proc = run_tool(tool('train.py'), str(config_file), '--work-dir', 'work_dirs/kobe',
+                    '--cfg-options', *FAST, check=False, cwd=workspace)
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: ') and 'missing from the checkpoint: stages.2.9' in last
+    assert 'femto' in last  # the variant the checkpoint looks like
