@@ -2,14 +2,15 @@
 
 Importing the package registers ``MambaOutBackbone`` in mmengine's root ``MODELS`` registry (which
 mmdet's and mmseg's configs search), ``CPUAutocastOptimWrapper`` in ``OPTIM_WRAPPERS``,
-``MambaOutLearningRateDecay`` in ``OPTIM_WRAPPER_CONSTRUCTORS`` and ``LossScaleHook`` in ``HOOKS``,
-lets mmengine checkpoints load under torch's safe unpickler, and lets mmengine find the packaged
-configs as ``mambaout_mm::PATH``. It imports neither mmdet nor mmseg.
+``MambaOutLearningRateDecay`` in ``OPTIM_WRAPPER_CONSTRUCTORS``, ``LossScaleHook`` and
+``NonFiniteLossHook`` in ``HOOKS``, lets mmengine checkpoints load under torch's safe unpickler,
+and lets mmengine find the packaged configs as ``mambaout_mm::PATH``. It imports neither mmdet
+nor mmseg.
 """
 from .amp import CPUAutocastOptimWrapper
 from .backbone import MambaOutBackbone
 from .checkpoint import CheckpointMismatchError, load_mambaout_weights
-from .hooks import LossScaleHook
+from .hooks import LossScaleHook, NonFiniteLossHook
 from .mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from .optim import MambaOutLearningRateDecay
 from .registry import register_config_package
@@ -21,4 +22,4 @@ register_config_package()
 
 __all__ = ['ARCH_SETTINGS', 'CheckpointMismatchError', 'CPUAutocastOptimWrapper', 'LossScaleHook',
            'MambaOut', 'MambaOutBackbone', 'MambaOutLearningRateDecay', 'MambaOutTrunk',
-           'load_mambaout_weights', '__version__']
+           'NonFiniteLossHook', 'load_mambaout_weights', '__version__']

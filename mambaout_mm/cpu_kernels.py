@@ -134,6 +134,17 @@ def compute_dtype(x: torch.Tensor) -> torch.dtype:
     return compat.cpu_autocast_dtype() or x.dtype
 
 
+def unavailable(dtype: torch.dtype) -> str | None:
+    """Why the kernels cannot exist for ``dtype`` on this CPU, or ``None``: float32 runs on every
+    CPU (oneDNN's or ATen's GEMMs), bfloat16 needs oneDNN's AVX-512 GEMMs. Where they can exist,
+    a probe that rejects them means a broken kernel (the tests fail on it)."""
+    if dtype not in (torch.float32, torch.bfloat16):
+        return f'there are no kernels for {dtype}'
+    if dtype == torch.bfloat16 and isa_kernels() is not ONEDNN:
+        return 'their bfloat16 GEMMs need oneDNN with AVX-512'
+    return None
+
+
 @functools.cache
 def runs_in(dtype: torch.dtype) -> bool:
     """Whether the kernels run in ``dtype`` on this CPU, decided once per process by a probe.
@@ -145,9 +156,8 @@ def runs_in(dtype: torch.dtype) -> bool:
     """
     if dtype not in (torch.float32, torch.bfloat16):
         return False
-    if dtype == torch.bfloat16 and isa_kernels() is not ONEDNN:
-        reason = 'their bfloat16 GEMMs need oneDNN with AVX-512'
-    else:
+    reason = unavailable(dtype)
+    if reason is None:
         try:
             error = _probe(dtype)
         except RuntimeError as err:  # oneDNN: "could not create a primitive descriptor ..."
@@ -186,7 +196,11 @@ def _probe(dtype: torch.dtype) -> float:
     def rel(a: torch.Tensor, b: torch.Tensor) -> float:
         return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
-    fp32_weights = MixerWeights(*(t.float() for t in weights[:6]), *weights[6:])
+    def leaves(w: MixerWeights, dtype: torch.dtype) -> MixerWeights:  # every weight gets a grad
+        return MixerWeights(*(t.detach().to(dtype, copy=True).requires_grad_(True)
+                              for t in w[:6]), *w[6:])
+
+    fp32_weights, weights = leaves(weights, torch.float32), leaves(weights, dtype)
     y_ref = y.float().clone().requires_grad_(True)
     expected = reference(y_ref, fp32_weights) + shortcut.float()
     expected.square().sum().backward()
@@ -195,7 +209,9 @@ def _probe(dtype: torch.dtype) -> float:
     y_grad = y.clone().requires_grad_(True)
     out = GatedMixer.apply(y_grad, shortcut, *weights)
     out.float().square().sum().backward()
-    return max(rel(inference, expected), rel(out, expected), rel(y_grad.grad, y_ref.grad))
+    grads = [(y_grad.grad, y_ref.grad), *((w.grad, r.grad) for w, r in zip(weights[:6],
+                                                                          fp32_weights[:6]))]
+    return max(rel(inference, expected), rel(out, expected), *(rel(a, b) for a, b in grads))
 
 
 def _depthwise_conv(c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

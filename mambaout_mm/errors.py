@@ -39,3 +39,7 @@ class UnsafeCheckpointError(UserError, pickle.UnpicklingError):
 
 class ImageFileError(UserError, RuntimeError):
     """An image of the dataset cannot be loaded; the message names the file and the problem."""
+
+
+class NonFiniteLossError(UserError, FloatingPointError):
+    """Training stopped because the loss became NaN or infinite."""

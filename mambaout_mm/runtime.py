@@ -110,6 +110,13 @@ def uses_amp(cfg: Config) -> bool:
     return cfg.optim_wrapper.get('type') in ('AmpOptimWrapper', 'CPUAutocastOptimWrapper')
 
 
+def add_hook(cfg: Config, hook_type: str) -> None:
+    """Add ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless the config has one."""
+    hooks = list(cfg.get('custom_hooks', []))
+    if not any(hook.get('type') == hook_type for hook in hooks):
+        cfg.custom_hooks = [*hooks, dict(type=hook_type)]
+
+
 def setup_amp(cfg: Config, requested: bool) -> str | None:
     """Mixed precision for ``--amp`` or a config that asks for it; returns what was chosen.
 
@@ -127,9 +134,7 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
                 wrapper.pop(key, None)
             wrapper.type = 'AmpOptimWrapper'
             wrapper.setdefault('loss_scale', 'dynamic')
-        hooks = list(cfg.get('custom_hooks', []))
-        if not any(h.get('type') == 'LossScaleHook' for h in hooks):
-            cfg.custom_hooks = [*hooks, dict(type='LossScaleHook')]  # the scale in the log
+        add_hook(cfg, 'LossScaleHook')  # the scale in the log
         if wrapper.get('dtype') not in (None, 'float16', torch.float16):
             return f'{wrapper.dtype} autocast, as the config says (AmpOptimWrapper)'
         return 'fp16 autocast with a dynamic loss scale (AmpOptimWrapper)'

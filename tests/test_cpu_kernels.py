@@ -15,15 +15,24 @@ from mambaout_mm.backbone import MambaOutBackbone
 from mambaout_mm.mambaout import GatedCNNBlock
 from mambaout_mm.testing import randomize_
 
-#: where the kernels run at all (the probe accepts them: wherever torch has oneDNN, so far)
-fp32_kernels = pytest.mark.skipif(
-    not cpu_kernels.runs_in(torch.float32),
-    reason=f'the CPU kernels are off with torch {torch.__version__} (the probe rejected them); '
-           'the block runs its reference formula')
-#: where oneDNN runs the kernels in bfloat16 (AVX512-BF16/AMX natively, AVX-512 emulated); not on AVX2
-bf16_kernels = pytest.mark.skipif(not cpu_kernels.runs_in(torch.bfloat16),
-                                  reason='no bfloat16 kernels on this CPU '
-                                         f'({cpu_support.describe()}); the AVX2 tests run instead')
+#: where oneDNN runs the kernels in bfloat16 (AVX512-BF16/AMX natively, AVX-512 emulated); not on
+#: AVX2. Skipped only where the kernels cannot exist: where they can, a probe that rejects them
+#: fails test_the_kernels_run_wherever_they_can (no skip hides a broken kernel).
+bf16_kernels = pytest.mark.skipif(
+    cpu_kernels.unavailable(torch.bfloat16) is not None,
+    reason=f'no bfloat16 kernels on this CPU ({cpu_support.describe()}): '
+           f'{cpu_kernels.unavailable(torch.bfloat16)}; the AVX2 tests run instead')
+
+
+@pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16], ids=str)
+def test_the_kernels_run_wherever_they_can(dtype):
+    """The start-up probe accepts the kernels wherever they can exist (fp32: every CPU); a probe
+    that rejects them, which is what a broken kernel causes, fails here instead of slowing every
+    user down to the reference formula."""
+    reason = cpu_kernels.unavailable(dtype)
+    if reason is not None:
+        pytest.skip(f'{reason} ({cpu_support.describe()})')
+    assert cpu_kernels.runs_in(dtype), 'the probe rejected the kernels: see the log for the error'
 
 
 @functools.cache
@@ -77,7 +86,6 @@ def assert_grads_close(model, reference, tol):
         reason=f'torch {torch.__version__} has no oneDNN linear-pointwise op')),
     cpu_kernels.ATEN,
 ], ids=lambda g: g.name)
-@fp32_kernels
 def test_block_matches_reference_forward_and_backward(monkeypatch, kernels, act, conv_ratio,
                                                       ls_init_value):
     """Both kernel choices (oneDNN's fused GEMMs run on AVX-512, ATen's on AVX2) on this CPU."""
@@ -120,7 +128,6 @@ def test_depthwise_conv_backward_matches_autograd(kernel_size, conv_input):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
 
 
-@fp32_kernels
 def test_backbone_training_step_matches_reference():
     torch.manual_seed(0)
     backbone = randomize_(MambaOutBackbone('femto', out_indices=(0, 1, 2, 3)), seed=2).train()
@@ -264,7 +271,6 @@ def test_other_dtypes_take_the_reference_formula():
     torch.testing.assert_close(block(x), reference_copy(block)(x))
 
 
-@fp32_kernels
 def test_tracing_sees_the_reference_formula():
     """FLOP counters trace the model: they must see fc1, fc2 and the conv, not oneDNN kernels."""
     block = GatedCNNBlock(16).eval()
@@ -369,7 +375,7 @@ def test_kernels_under_the_avx2_limits(avx2_run):
     log)."""
     result, log = avx2_run
     assert result['isa'] == 'AVX2' and not result['native'] and result['gemms'] == 'ATen'
-    assert result['fp32_kernels'] == cpu_kernels.runs_in(torch.float32)  # AVX2 runs them too
+    assert result['fp32_kernels']  # the kernels ran there, on ATen's GEMMs
     assert result['fp32_error'] < 1e-5
     assert not result['bf16_kernels']
     assert 'MambaOut CPU kernels are off for bfloat16' in log

@@ -59,6 +59,8 @@ def test_train_then_test_with_predictions_drawn(trained, tested):
     with open(tested / 'preds.pkl', 'rb') as f:
         assert len(pickle.load(f)) == 4
     assert len(list(tested.glob('*/vis/*.jpg'))) == 4
+    # the run was guarded against a diverging loss (tools/train.py adds the hook)
+    assert "type='NonFiniteLossHook'" in (trained / 'mambaout_femto_shapes.py').read_text()
 
 
 def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):

@@ -13,8 +13,9 @@ from mambaout_mm import cli
 from mambaout_mm.errors import RunSetupError
 from mambaout_mm.run_checks import (Problems, check_backbone, check_device, check_mmcv_ops,
                                     check_pretrained_weights, drop_unavailable_pretrained)
-from mambaout_mm.runtime import (build_runner, end_distributed, load_config, local_checkpoint,
-                                 local_rank_env, select_device, setup_amp, setup_launcher)
+from mambaout_mm.runtime import (add_hook, build_runner, end_distributed, load_config,
+                                 local_checkpoint, local_rank_env, select_device, setup_amp,
+                                 setup_launcher)
 
 
 def parse_args() -> argparse.Namespace:
@@ -40,6 +41,7 @@ def main() -> None:
     with problems.check():
         check_device(cfg, args.device, args.launcher)
     amp = setup_amp(cfg, args.amp)
+    add_hook(cfg, 'NonFiniteLossHook')  # a diverged run stops, naming its last checkpoint
     with problems.check():
         if args.auto_scale_lr and 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise RunSetupError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the '
