@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 from mmengine.logging import print_log
@@ -20,22 +20,13 @@ from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
 from . import cpu_support
+from .nested import map_floats
 
 #: Submodules that run in bfloat16 under ``CPUAutocastOptimWrapper``, per toolbox.
 AUTOCAST_MODULES = {
     'mmdet': ('backbone', 'neck'),
     'mmseg': ('backbone', 'decode_head', 'auxiliary_head'),
 }
-
-
-def _to_float32(obj: Any) -> Any:
-    if torch.is_tensor(obj):
-        return obj.float() if obj.is_floating_point() else obj
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_float32(o) for o in obj)
-    if isinstance(obj, dict):
-        return {k: _to_float32(v) for k, v in obj.items()}
-    return obj
 
 
 @contextlib.contextmanager
@@ -57,7 +48,7 @@ def autocast_submodules(model: nn.Module, names: Sequence[str] | None,
 
         def autocast_forward(*args, _forward=forward, **kwargs):
             with torch.autocast('cpu', dtype=dtype):
-                return _to_float32(_forward(*args, **kwargs))
+                return map_floats(_forward(*args, **kwargs), torch.Tensor.float)
         module.forward = autocast_forward
         patched.append(module)
     if not patched:

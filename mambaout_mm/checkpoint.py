@@ -61,10 +61,12 @@ def read_checkpoint(source: str | Path, map_location: str | None = 'cpu') -> Any
     return safe_load.load(path, map_location)
 
 
-def local_checkpoint(source: str | Path) -> str:
+def local_checkpoint(source: str | Path, must_exist: bool = False) -> str:
     """Where ``source`` is read from: a local path (``file://`` stripped; an existing file is
     checked with :func:`check_checkpoint_file`), the downloaded copy of an ``http(s)://`` URL, or
-    another mmengine scheme as it is. A missing local file is returned for the caller to report."""
+    another mmengine scheme as it is. A missing local file raises
+    :class:`~mambaout_mm.errors.CheckpointNotFoundError` with ``must_exist``, else is returned for
+    the caller to report."""
     source = str(source)
     if source.startswith(('http://', 'https://')):
         source = download_checkpoint(source)
@@ -73,6 +75,8 @@ def local_checkpoint(source: str | Path) -> str:
     source = source.removeprefix('file://')
     if Path(source).is_file():
         check_checkpoint_file(source)
+    elif must_exist:
+        raise CheckpointNotFoundError(f'checkpoint not found: {source}')
     return source
 
 
@@ -159,6 +163,14 @@ def is_timm_layout(state_dict: Mapping[str, torch.Tensor]) -> bool:
                for k in state_dict)
 
 
+def source_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """``'mmengine'`` (``backbone.`` keys of a detector/segmentor), ``'timm'`` or ``'official'``."""
+    keys = [re.sub(r'^module\.', '', k) for k in state_dict]
+    if any(k.startswith('backbone.') for k in keys):
+        return 'mmengine'
+    return 'timm' if is_timm_layout(dict.fromkeys(keys)) else 'official'
+
+
 def timm_to_official(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename timm's MambaOut keys to the official ones (the inverse of timm's filter)."""
     out = {}
@@ -178,9 +190,9 @@ def to_official_layout(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torc
     """Any supported layout -> official names (``module.``/``backbone.`` prefixes removed;
     from a whole detector or segmentor only the backbone is kept)."""
     sd = {re.sub(r'^module\.', '', k): v for k, v in state_dict.items()}
-    if any(k.startswith('backbone.') for k in sd):
+    if source_layout(sd) == 'mmengine':
         sd = {k[len('backbone.'):]: v for k, v in sd.items() if k.startswith('backbone.')}
-    return timm_to_official(sd) if is_timm_layout(sd) else sd
+    return timm_to_official(sd) if source_layout(sd) == 'timm' else sd
 
 
 def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> str | None:

@@ -13,7 +13,6 @@ Both conversions check every tensor by name and shape against the model of the a
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,20 +20,12 @@ import torch
 
 from .backbone import MambaOutBackbone
 from .checkpoint import (CLASSIFIER_PREFIXES, OUTPUT_NORM_PATTERN, CheckpointMismatchError,
-                         check_weights, extract_state_dict, infer_arch, is_timm_layout,
-                         read_checkpoint, to_official_layout)
+                         check_weights, extract_state_dict, infer_arch, read_checkpoint,
+                         source_layout, to_official_layout)
 from .mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from .version import __version__
 
 TARGETS = ('backbone', 'official')
-
-
-def source_layout(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """``'mmengine'`` (``backbone.`` keys of a detector/segmentor), ``'timm'`` or ``'official'``."""
-    keys = [re.sub(r'^module\.', '', k) for k in state_dict]
-    if any(k.startswith('backbone.') for k in keys):
-        return 'mmengine'
-    return 'timm' if is_timm_layout(dict.fromkeys(keys)) else 'official'
 
 
 def default_target(state_dict: Mapping[str, torch.Tensor]) -> str:

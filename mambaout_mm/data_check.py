@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import copy
-import importlib
 import os.path as osp
 from typing import Any, Iterator
 
 from mmengine.config import Config, ConfigDict
 
-from .runtime import RunSetupError, toolbox
+from .errors import RunSetupError
+from .runtime import toolbox_registry
 
 #: What each dataset type expects on disk, for the message when it is missing.
 DATASET_LAYOUTS = {
@@ -63,12 +63,9 @@ def dataset_files(dataset: ConfigDict) -> list[str]:
 def build_dataset(cfg: Config, dataset: ConfigDict):
     """The dataset, built in the config's toolbox with its samples loaded (not serialised, so an
     empty one can be reported rather than crash)."""
-    from mmengine.registry import init_default_scope
-    scope = toolbox(cfg)
-    init_default_scope(scope)
     dataset = copy.deepcopy(dataset)
     dataset.update(serialize_data=False, lazy_init=False)
-    return importlib.import_module(f'{scope}.registry').DATASETS.build(dataset)
+    return toolbox_registry(cfg, 'DATASETS').build(dataset)
 
 
 def check_datasets(cfg: Config, phases: tuple[str, ...]) -> list[tuple[str, ConfigDict, Any]]:

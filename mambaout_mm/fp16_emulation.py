@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_flatten
+
+from .nested import map_floats
 
 #: computed in float16 by CUDA autocast (its "lower precision" list, the entries these models use)
 FP16_FUNCTIONS = frozenset({
@@ -41,14 +43,6 @@ FP32_FUNCTIONS = frozenset({
 })
 
 
-def _is_float(x: Any) -> bool:
-    return torch.is_tensor(x) and x.is_floating_point()
-
-
-def _cast(tree: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    return tree_map(lambda x: fn(x) if _is_float(x) else x, tree)
-
-
 class GpuFp16Autocast(TorchFunctionMode):
     """CUDA's FP16 autocast policy for torch functions, on a CPU (see the module docstring).
 
@@ -64,12 +58,12 @@ class GpuFp16Autocast(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in FP16_FUNCTIONS:
-            args, kwargs = _cast((args, kwargs), lambda x: x.half().float())
-            out = _cast(func(*args, **kwargs), torch.Tensor.half)
+            args, kwargs = map_floats((args, kwargs), lambda x: x.half().float())
+            out = map_floats(func(*args, **kwargs), torch.Tensor.half)
             self._watch(out)
             return out
         if func in FP32_FUNCTIONS:
-            args, kwargs = _cast((args, kwargs), torch.Tensor.float)
+            args, kwargs = map_floats((args, kwargs), torch.Tensor.float)
         return func(*args, **kwargs)
 
     def _watch(self, out: Any) -> None:

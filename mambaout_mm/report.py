@@ -20,7 +20,8 @@ from mmengine.config import Config
 from .complexity import model_complexity
 from .errors import UserError
 from .paper import paper_recipe, paper_table
-from .runtime import RunSetupError, load_config, toolbox
+from .errors import RunSetupError
+from .runtime import load_config, toolbox
 
 METRICS_FILE, TTA_FILE = 'test_metrics.json', 'test_metrics_tta.json'
 

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import os.path as osp
+from typing import Any
 
 import torch
 from mmengine.config import Config
@@ -78,25 +79,18 @@ def toolbox(cfg: Config) -> str:
     return scope
 
 
-def build_model(cfg: Config) -> torch.nn.Module:
-    """The detector or segmentor ``cfg.model`` describes, built in the config's toolbox scope."""
+def toolbox_registry(cfg: Config, name: str) -> Any:
+    """The registry ``name`` (``MODELS``, ``DATASETS``, ...) of the config's toolbox, with that
+    toolbox made mmengine's default scope."""
     from mmengine.registry import init_default_scope
     scope = toolbox(cfg)
     init_default_scope(scope)
-    return importlib.import_module(f'{scope}.registry').MODELS.build(cfg.model)
+    return getattr(importlib.import_module(f'{scope}.registry'), name)
 
 
-def local_checkpoint(source: str) -> str:
-    """A checkpoint given to a tool, as :func:`mambaout_mm.checkpoint.local_checkpoint` resolves
-    it: a checked local file, a URL's downloaded copy, or another scheme mmengine reads."""
-    from . import checkpoint
-    try:
-        source = checkpoint.local_checkpoint(source)
-    except checkpoint.CheckpointReadError as err:
-        raise RunSetupError(str(err)) from None
-    if '://' not in source and not osp.isfile(source):
-        raise RunSetupError(f'checkpoint not found: {source}')
-    return source
+def build_model(cfg: Config) -> torch.nn.Module:
+    """The detector or segmentor ``cfg.model`` describes, built in the config's toolbox scope."""
+    return toolbox_registry(cfg, 'MODELS').build(cfg.model)
 
 
 def select_device(device: str | None) -> None:

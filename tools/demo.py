@@ -19,7 +19,8 @@ from PIL import Image, ImageDraw
 
 from mambaout_mm import cli
 from mambaout_mm.errors import RunSetupError
-from mambaout_mm.runtime import load_config, local_checkpoint, toolbox
+from mambaout_mm.checkpoint import local_checkpoint
+from mambaout_mm.runtime import load_config, toolbox, toolbox_registry
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
@@ -63,9 +64,8 @@ def dataset_meta(cfg, checkpoint: str | None, model) -> dict:
     """Classes and palette: from the checkpoint, else from the config's test dataset."""
     if checkpoint is not None and getattr(model, 'dataset_meta', None):
         return model.dataset_meta
-    registry = __import__(f'{toolbox(cfg)}.registry', fromlist=['DATASETS']).DATASETS
     dataset = cfg.test_dataloader.dataset
-    meta = dict(registry.get(dataset.type).METAINFO)
+    meta = dict(toolbox_registry(cfg, 'DATASETS').get(dataset.type).METAINFO)
     meta.update(dataset.get('metainfo') or {})
     return meta
 
@@ -147,7 +147,7 @@ def grid(frames: list[np.ndarray], columns: int = 3) -> Image.Image:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
-    checkpoint = local_checkpoint(args.checkpoint) if args.checkpoint else None
+    checkpoint = local_checkpoint(args.checkpoint, must_exist=True) if args.checkpoint else None
     images = list_images(Path(args.image), args.num)
     draw = draw_detections if toolbox(cfg) == 'mmdet' else draw_segmentations
     picture = grid(draw(cfg, checkpoint, images, args))

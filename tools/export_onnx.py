@@ -22,7 +22,8 @@ from mambaout_mm.onnx_export import PARTS, ExportError, compare, export, network
 from mambaout_mm import cli
 from mambaout_mm.errors import RunSetupError
 from mambaout_mm.run_checks import check_pretrained_weights
-from mambaout_mm.runtime import build_model, load_config, local_checkpoint
+from mambaout_mm.checkpoint import local_checkpoint
+from mambaout_mm.runtime import build_model, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(cfg)
         if args.checkpoint:
             from mmengine.runner import load_checkpoint
-            load_checkpoint(model, local_checkpoint(args.checkpoint), map_location='cpu',
+            load_checkpoint(model, local_checkpoint(args.checkpoint, must_exist=True), map_location='cpu',
                             strict=True)
         else:  # the config's own initialisation (e.g. ImageNet weights for the backbone)
             check_pretrained_weights(cfg)

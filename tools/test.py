@@ -12,9 +12,10 @@ import json
 import os.path as osp
 
 from mambaout_mm import cli
+from mambaout_mm.checkpoint import local_checkpoint
 from mambaout_mm.run_checks import Problems, check_backbone, check_device, check_mmcv_ops
 from mambaout_mm.runtime import (build_runner, end_distributed, enable_output, enable_tta,
-                                 enable_visualization, load_config, local_checkpoint,
+                                 enable_visualization, load_config,
                                  local_rank_env, select_device, setup_launcher)
 
 
@@ -39,7 +40,7 @@ def main() -> None:
     with problems.check():
         check_device(cfg, args.device, args.launcher)
     with problems.check():
-        cfg.load_from = local_checkpoint(args.checkpoint)
+        cfg.load_from = local_checkpoint(args.checkpoint, must_exist=True)
     with problems.check():
         check_backbone(cfg)
     for option, enable in ((args.show_dir, enable_visualization), (args.out, enable_output)):

@@ -10,11 +10,12 @@ data) is checked first, and every problem found is reported in one message.
 import argparse
 
 from mambaout_mm import cli
+from mambaout_mm.checkpoint import local_checkpoint
 from mambaout_mm.errors import RunSetupError
 from mambaout_mm.run_checks import (Problems, check_backbone, check_device, check_mmcv_ops,
                                     check_pretrained_weights, drop_unavailable_pretrained)
 from mambaout_mm.runtime import (add_hook, build_runner, end_distributed, load_config,
-                                 local_checkpoint, local_rank_env, select_device, setup_amp,
+                                 local_rank_env, select_device, setup_amp,
                                  setup_launcher)
 
 
@@ -54,7 +55,7 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, args.resume
     with problems.check():
         if cfg.get('load_from'):
-            cfg.load_from = local_checkpoint(cfg.load_from)
+            cfg.load_from = local_checkpoint(cfg.load_from, must_exist=True)
     starts_from = cfg.get('load_from') or (
         cfg.get('resume') and find_latest_checkpoint(cfg.work_dir))
     # a run's own checkpoint replaces the ImageNet weights: they are not needed
