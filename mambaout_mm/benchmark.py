@@ -61,7 +61,7 @@ def timm_mambaout(arch: str, like: nn.Module | None = None) -> nn.Module:
     return TimmFeatures(model)
 
 
-def _mambaout(arch: str, **kwargs) -> nn.Module:
+def mambaout_backbone(arch: str, **kwargs) -> nn.Module:
     from .backbone import MambaOutBackbone
     return MambaOutBackbone(arch, **kwargs)
 
@@ -110,13 +110,14 @@ def _convnext_t() -> nn.Module:
 #: name -> builder; ``timm_mambaout_*`` and ``*_onnxruntime`` subjects copy the weights of the
 #: matching ours.
 SUBJECTS: dict[str, Callable[[], nn.Module]] = {
-    'mambaout_t': lambda: _mambaout('tiny'),
-    'mambaout_s': lambda: _mambaout('small'),
-    'mambaout_b': lambda: _mambaout('base'),
-    'mambaout_t_cp': lambda: _mambaout('tiny', with_cp=True),
-    'mambaout_t_ref': lambda: _mambaout('tiny', mixer='reference'),  # the block's plain formula
-    'mambaout_t_compiled': lambda: torch.compile(_mambaout('tiny')),
-    'mambaout_t_onnxruntime': lambda: OnnxRuntimeModule(_mambaout('tiny')),
+    'mambaout_t': lambda: mambaout_backbone('tiny'),
+    'mambaout_s': lambda: mambaout_backbone('small'),
+    'mambaout_b': lambda: mambaout_backbone('base'),
+    'mambaout_t_cp': lambda: mambaout_backbone('tiny', with_cp=True),
+    # the block's plain formula
+    'mambaout_t_ref': lambda: mambaout_backbone('tiny', mixer='reference'),
+    'mambaout_t_compiled': lambda: torch.compile(mambaout_backbone('tiny')),
+    'mambaout_t_onnxruntime': lambda: OnnxRuntimeModule(mambaout_backbone('tiny')),
     'timm_mambaout_t': lambda: timm_mambaout('tiny'),
     'timm_mambaout_s': lambda: timm_mambaout('small'),
     'timm_mambaout_b': lambda: timm_mambaout('base'),

@@ -53,7 +53,7 @@ class MixerWeights(NamedTuple):
     fc2_weight: torch.Tensor   # (dim, hidden): columns [i | c]
     fc2_bias: torch.Tensor
     hidden: int
-    n_id: int                  # channels of i; conv channels = hidden - n_id
+    n_identity: int            # channels of i; conv channels = hidden - n_identity
     act: str
 
 
@@ -89,12 +89,12 @@ def _aten_fc_then(x: torch.Tensor, other: torch.Tensor, weight: torch.Tensor,
 class IsaKernels(NamedTuple):
     """What the kernels run differently by ISA. ``fc(x, w, b, act, algorithm)``:
     ``act(linear(x))``; ``fc_then(x, other, w, b, op)``: ``linear(x) + other`` or
-    ``linear(x) * other`` (``op`` 'add' or 'mul'); ``conv_input(t)``: the NCHW view ``t`` in the
-    memory format from which oneDNN computes the convs' weight gradients fastest."""
+    ``linear(x) * other`` (``op`` 'add' or 'mul'); ``conv_input_layout(t)``: the NCHW view ``t``
+    in the memory format from which oneDNN computes the convs' weight gradients fastest."""
     name: str  # whose GEMMs
     fc: Callable[..., torch.Tensor]
     fc_then: Callable[..., torch.Tensor]
-    conv_input: Callable[[torch.Tensor], torch.Tensor]
+    conv_input_layout: Callable[[torch.Tensor], torch.Tensor]
 
 
 #: oneDNN's inner product with the activation and the add or mul in its epilogue; the conv's
@@ -178,17 +178,17 @@ def runs_in(dtype: torch.dtype) -> bool:
 def _probe(dtype: torch.dtype) -> float:
     """Largest relative error of the kernels (inference, forward and backward) on a tiny mixer."""
     gen = torch.Generator().manual_seed(0)
-    dim, hidden, n_id, k = 8, 16, 8, 3
+    dim, hidden, n_identity, k = 8, 16, 8, 3
 
     def rand(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, generator=gen).to(dtype)
-    weights = MixerWeights(rand(2 * hidden, dim), rand(2 * hidden), rand(hidden - n_id, 1, k, k),
-                           rand(hidden - n_id), rand(dim, hidden), rand(dim), hidden, n_id,
-                           'gelu')
+    n_conv = hidden - n_identity
+    weights = MixerWeights(rand(2 * hidden, dim), rand(2 * hidden), rand(n_conv, 1, k, k),
+                           rand(n_conv), rand(dim, hidden), rand(dim), hidden, n_identity, 'gelu')
     y, shortcut = rand(2, 5, 6, dim), rand(2, 5, 6, dim)
 
     def reference(y: torch.Tensor, w: MixerWeights) -> torch.Tensor:
-        g, i, c = torch.split(F.linear(y, w.fc1_weight, w.fc1_bias), (hidden, n_id, hidden - n_id),
+        g, i, c = torch.split(F.linear(y, w.fc1_weight, w.fc1_bias), (hidden, n_identity, n_conv),
                               dim=-1)
         c = _depthwise_conv(c, w.conv_weight, w.conv_bias)
         return F.linear(F.gelu(g) * torch.cat((i, c), dim=-1), w.fc2_weight, w.fc2_bias)
@@ -222,12 +222,12 @@ def _depthwise_conv(c: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
 
 
 def _depthwise_conv_backward(grad: torch.Tensor, c: torch.Tensor, weight: torch.Tensor,
-                             conv_input: Callable[[torch.Tensor], torch.Tensor]
+                             conv_input_layout: Callable[[torch.Tensor], torch.Tensor]
                              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of :func:`_depthwise_conv` (NHWC ``grad`` and ``c``): input, weight, bias.
 
     With 'same' padding, dW[ch] = sum over images of xcorr(c[n, ch], grad[n, ch]): a depthwise
-    convolution of the image (in the memory format ``conv_input`` gives) with its own output
+    convolution of the image (in the memory format ``conv_input_layout`` gives) with its own output
     gradient as the kernel.
     """
     channels, k = weight.shape[0], weight.shape[-1]
@@ -235,7 +235,7 @@ def _depthwise_conv_backward(grad: torch.Tensor, c: torch.Tensor, weight: torch.
     grad_input = torch.ops.aten.convolution_backward(
         grad_nchw, c_nchw, weight, None, (1, 1), (k // 2, k // 2), (1, 1), False, (0, 0),
         channels, (True, False, False))[0]
-    c_nchw = conv_input(c_nchw)
+    c_nchw = conv_input_layout(c_nchw)
     grad_weight = sum(F.conv2d(c_nchw[n:n + 1], grad_nchw[n].unsqueeze(1), padding=k // 2,
                                groups=channels) for n in range(c.shape[0]))
     return (grad_input.permute(0, 2, 3, 1), grad_weight.view_as(weight),
@@ -244,20 +244,20 @@ def _depthwise_conv_backward(grad: torch.Tensor, c: torch.Tensor, weight: torch.
 
 def _mix_inference(y: torch.Tensor, shortcut: torch.Tensor | None, w: MixerWeights) -> torch.Tensor:
     """Forward without autograd: the activation and the ``i`` gate run in GEMM epilogues."""
-    h, n_id = w.hidden, w.n_id
+    h, n_identity = w.hidden, w.n_identity
     act, algorithm = _ACTS[w.act][:2]
     kernels = isa_kernels()
     fc, fc_then = kernels.fc, kernels.fc_then
     w1, b1 = w.fc1_weight, w.fc1_bias
-    rows_i, rows_c = slice(h, h + n_id), slice(h + n_id, 2 * h)
+    rows_i, rows_c = slice(h, h + n_identity), slice(h + n_identity, 2 * h)
     c = _depthwise_conv(fc(y, w1[rows_c], b1[rows_c]), w.conv_weight, w.conv_bias)
-    mixed = c.mul_(fc(y, w1[n_id:h], b1[n_id:h], act, algorithm))  # act(g_c) * c
-    out = (fc(mixed, w.fc2_weight[:, n_id:].contiguous(), w.fc2_bias) if shortcut is None else
-           fc_then(mixed, shortcut, w.fc2_weight[:, n_id:].contiguous(), w.fc2_bias, 'add'))
-    if n_id:
-        g_i = fc(y, w1[:n_id], b1[:n_id], act, algorithm)
+    mixed = c.mul_(fc(y, w1[n_identity:h], b1[n_identity:h], act, algorithm))  # act(g_c) * c
+    out = (fc(mixed, w.fc2_weight[:, n_identity:].contiguous(), w.fc2_bias) if shortcut is None else
+           fc_then(mixed, shortcut, w.fc2_weight[:, n_identity:].contiguous(), w.fc2_bias, 'add'))
+    if n_identity:
+        g_i = fc(y, w1[:n_identity], b1[:n_identity], act, algorithm)
         mixed_i = fc_then(y, g_i, w1[rows_i], b1[rows_i], 'mul')  # act(g_i) * i
-        out = fc_then(mixed_i, out, w.fc2_weight[:, :n_id].contiguous(), None, 'add')
+        out = fc_then(mixed_i, out, w.fc2_weight[:, :n_identity].contiguous(), None, 'add')
     return out
 
 
@@ -267,7 +267,7 @@ class GatedMixer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, y: torch.Tensor, shortcut: torch.Tensor | None, fc1_weight: torch.Tensor,
                 fc1_bias: torch.Tensor, conv_weight: torch.Tensor, conv_bias: torch.Tensor,
-                fc2_weight: torch.Tensor, fc2_bias: torch.Tensor, hidden: int, n_id: int,
+                fc2_weight: torch.Tensor, fc2_bias: torch.Tensor, hidden: int, n_identity: int,
                 act: str) -> torch.Tensor:
         h = hidden
         act_fn = _ACTS[act][2]
@@ -275,23 +275,23 @@ class GatedMixer(torch.autograd.Function):
         fc, fc_then = kernels.fc, kernels.fc_then
         pre = fc(y, fc1_weight[:h], fc1_bias[:h])  # gate before its activation
         gate = act_fn(pre)
-        i = fc(y, fc1_weight[h:h + n_id], fc1_bias[h:h + n_id])
-        c = fc(y, fc1_weight[h + n_id:], fc1_bias[h + n_id:])
+        i = fc(y, fc1_weight[h:h + n_identity], fc1_bias[h:h + n_identity])
+        c = fc(y, fc1_weight[h + n_identity:], fc1_bias[h + n_identity:])
         c_conv = _depthwise_conv(c, conv_weight, conv_bias)
         mixed = y.new_empty(y.shape[:-1] + (h,))
-        torch.mul(gate[..., :n_id], i, out=mixed[..., :n_id])
-        torch.mul(gate[..., n_id:], c_conv, out=mixed[..., n_id:])
+        torch.mul(gate[..., :n_identity], i, out=mixed[..., :n_identity])
+        torch.mul(gate[..., n_identity:], c_conv, out=mixed[..., n_identity:])
         out = (fc(mixed, fc2_weight, fc2_bias) if shortcut is None else
                fc_then(mixed, shortcut, fc2_weight, fc2_bias, 'add'))
         ctx.save_for_backward(y, pre, gate, i, c, c_conv, mixed, fc1_weight, conv_weight,
                               fc2_weight)
-        ctx.split, ctx.act, ctx.has_shortcut = (h, n_id), act, shortcut is not None
+        ctx.split, ctx.act, ctx.has_shortcut = (h, n_identity), act, shortcut is not None
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         y, pre, gate, i, c, c_conv, mixed, w1, conv_weight, w2 = ctx.saved_tensors
-        h, n_id = ctx.split
+        h, n_identity = ctx.split
         rows, dim = grad_out.shape[:-1].numel(), grad_out.shape[-1]
         grad_out2d, y2d = grad_out.reshape(rows, dim), y.reshape(rows, -1)
         grad_fc2_weight = grad_out2d.t().mm(mixed.reshape(rows, h))
@@ -299,15 +299,16 @@ class GatedMixer(torch.autograd.Function):
 
         # the gradients of fc1's outputs g, i and c, where the GEMMs below read them
         grad_g = torch.empty_like(grad_mixed)
-        torch.mul(grad_mixed[..., :n_id], i, out=grad_g[..., :n_id])
-        torch.mul(grad_mixed[..., n_id:], c_conv, out=grad_g[..., n_id:])
+        torch.mul(grad_mixed[..., :n_identity], i, out=grad_g[..., :n_identity])
+        torch.mul(grad_mixed[..., n_identity:], c_conv, out=grad_g[..., n_identity:])
         _ACTS[ctx.act][3].grad_input(grad_g, pre, grad_input=grad_g)
         grad_c, grad_conv_weight, grad_conv_bias = _depthwise_conv_backward(
-            grad_mixed[..., n_id:] * gate[..., n_id:], c, conv_weight, isa_kernels().conv_input)
-        grad_mixed[..., :n_id].mul_(gate[..., :n_id])
+            grad_mixed[..., n_identity:] * gate[..., n_identity:], c, conv_weight,
+            isa_kernels().conv_input_layout)
+        grad_mixed[..., :n_identity].mul_(gate[..., :n_identity])
         parts = ((slice(0, h), grad_g.view(rows, h)),
-                 (slice(h, h + n_id), grad_mixed.view(rows, h)[:, :n_id]),
-                 (slice(h + n_id, 2 * h), grad_c.reshape(rows, -1)))
+                 (slice(h, h + n_identity), grad_mixed.view(rows, h)[:, :n_identity]),
+                 (slice(h + n_identity, 2 * h), grad_c.reshape(rows, -1)))
 
         grad_y = parts[0][1].mm(w1[:h])
         grad_fc1_weight, grad_fc1_bias = torch.empty_like(w1), w1.new_empty(2 * h)
@@ -347,7 +348,7 @@ class Conv(torch.autograd.Function):
         grad_x = backward(grad_out, x, (True, False, False))[0] if needs_x else None
         grad_weight = grad_bias = None
         if needs_weight or needs_bias:
-            layout = isa_kernels().conv_input
+            layout = isa_kernels().conv_input_layout
             _, grad_weight, grad_bias = backward(layout(grad_out), layout(x),
                                                  (False, needs_weight, needs_bias))
         return grad_x, grad_weight, grad_bias, None, None

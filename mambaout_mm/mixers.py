@@ -41,13 +41,13 @@ def reference(block: GatedCNNBlock, y: torch.Tensor,
     return out if shortcut is None else out + shortcut
 
 
-def onednn(block: GatedCNNBlock, y: torch.Tensor,
-           shortcut: torch.Tensor | None) -> torch.Tensor:
+def cpu_kernels_mix(block: GatedCNNBlock, y: torch.Tensor,
+                    shortcut: torch.Tensor | None) -> torch.Tensor:
     dtype = cpu_kernels.compute_dtype(y)
     weights = cpu_kernels.MixerWeights(
         *(t.to(dtype) for t in (block.fc1.weight, block.fc1.bias, block.conv.weight,
                                 block.conv.bias, block.fc2.weight, block.fc2.bias)),
-        hidden=block.split_indices[0], n_id=block.split_indices[1], act=block.act_name)
+        hidden=block.split_indices[0], n_identity=block.split_indices[1], act=block.act_name)
     if shortcut is not None and shortcut.dtype != dtype:  # fc2's epilogue adds it in ``dtype``
         return cpu_kernels.gated_mix(y.to(dtype), None, weights) + shortcut
     return cpu_kernels.gated_mix(y.to(dtype), shortcut, weights)
@@ -61,7 +61,7 @@ class Backend(NamedTuple):
 
 BACKENDS: dict[str, Backend] = {
     'reference': Backend(reference, nn.Conv2d.__call__, lambda y: True),
-    'cpu_kernels': Backend(onednn, cpu_kernels.conv, cpu_kernels.available),
+    'cpu_kernels': Backend(cpu_kernels_mix, cpu_kernels.conv, cpu_kernels.available),
 }
 #: what ``auto`` tries, first to last
 AUTO_ORDER = ('cpu_kernels', 'reference')

@@ -113,7 +113,8 @@ def test_config_subject_peak_memory_in_a_fresh_process():
 @pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ONNX exporter (torch >= 2.6)')
 def test_onnxruntime_subject_is_timed_for_fp32_inference_only(monkeypatch):
     """(Its agreement with PyTorch is the export's check, tests/test_onnx_export.py.)"""
-    monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f', lambda: benchmark._mambaout('femto'))
+    monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f',
+                        lambda: benchmark.mambaout_backbone('femto'))
     monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f_onnxruntime', None)  # made from ours
     results = run_benchmark(['mambaout_f', 'mambaout_f_onnxruntime'], [1, 3, 64, 64],
                             ['infer', 'train'], ['fp32'], warmup=0, repeats=1, memory=False)

@@ -58,7 +58,8 @@ def test_a_truncated_checkpoint_is_one_line(official_femto, tmp_path):
     proc = run_plain(tool('convert_checkpoint.py'), str(truncated), str(tmp_path / 'out.pth'),
                      cwd=tmp_path)
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
-    assert proc.stderr.startswith(f'error: {truncated} is a truncated or damaged PyTorch checkpoint')
+    assert proc.stderr.startswith(f'error: {truncated} is a truncated or damaged PyTorch '
+                                  f'checkpoint')
 
 
 def test_problems_are_collected_and_reported_together():

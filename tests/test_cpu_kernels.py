@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from mambaout_mm import cpu_kernels, cpu_support
 from mambaout_mm.backbone import MambaOutBackbone
 from mambaout_mm.mambaout import GatedCNNBlock
-from mambaout_mm.testing import randomize_
+from mambaout_mm.random_weights import randomize_
 
 #: where oneDNN runs the kernels in bfloat16 (AVX512-BF16/AMX natively, AVX-512 emulated); not on
 #: AVX2. Skipped only where the kernels cannot exist: where they can, a probe that rejects them
@@ -111,10 +111,11 @@ def test_block_matches_reference_forward_and_backward(monkeypatch, kernels, act,
             torch.testing.assert_close(block(x), out_ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize('conv_input', [cpu_kernels.ONEDNN.conv_input, cpu_kernels.ATEN.conv_input],
+@pytest.mark.parametrize('conv_input_layout', [cpu_kernels.ONEDNN.conv_input_layout,
+                                               cpu_kernels.ATEN.conv_input_layout],
                          ids=['channels_last', 'nchw'])
 @pytest.mark.parametrize('kernel_size', [3, 7])
-def test_depthwise_conv_backward_matches_autograd(kernel_size, conv_input):
+def test_depthwise_conv_backward_matches_autograd(kernel_size, conv_input_layout):
     torch.manual_seed(0)
     c = torch.randn(3, 10, 13, 8, requires_grad=True)  # NHWC
     weight = torch.randn(8, 1, kernel_size, kernel_size, requires_grad=True)
@@ -123,7 +124,7 @@ def test_depthwise_conv_backward_matches_autograd(kernel_size, conv_input):
     grad = torch.randn_like(out)
     expected = torch.autograd.grad(out, (c, weight, bias), grad)
     got = cpu_kernels._depthwise_conv_backward(grad.contiguous(), c.detach(), weight.detach(),
-                                               conv_input)
+                                               conv_input_layout)
     for g, e in zip(got, expected):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
 

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from mambaout_mm import MambaOutBackbone, compat
 from mambaout_mm.benchmark import ConfigModel
 from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
-from mambaout_mm.testing import randomize_
+from mambaout_mm.random_weights import randomize_
 
-from .test_gpu import HEAVY, TOLERANCE, relative_errors
+from .precision_helpers import HEAVY, TOLERANCE, relative_errors
 from .tools_helpers import config
 
 

@@ -19,23 +19,17 @@ import torch
 
 from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
-from mambaout_mm.testing import randomize_
+from mambaout_mm.random_weights import randomize_
 
+from .precision_helpers import HEAVY, TOLERANCE, relative_errors
 from .tools_helpers import KEEP_LOW_SCORES, checkpoint_meta, config, run_tool, tool
 
 pytestmark = pytest.mark.gpu
 
 SIZES = ['tiny', 'small', 'base']
 #: relative error (L2 over each stage output) of autocast features against strict fp32
-TOLERANCE = {torch.float16: 5e-3, torch.bfloat16: 4e-2}
-
-
 def strict_fp32() -> None:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-
-
-def relative_errors(outs, refs) -> list[float]:
-    return [((o.float() - r).norm() / r.norm()).item() for o, r in zip(outs, refs)]
 
 
 @pytest.mark.parametrize('arch', SIZES)
@@ -54,9 +48,9 @@ def test_fp16_and_bf16_features_follow_fp32(arch):
 
 
 def test_our_backbone_computes_timms_function_on_the_gpu():
-    from mambaout_mm.benchmark import _mambaout, feature_agreement, timm_mambaout
+    from mambaout_mm.benchmark import feature_agreement, mambaout_backbone, timm_mambaout
     strict_fp32()
-    ours = randomize_(_mambaout('tiny')).cuda()
+    ours = randomize_(mambaout_backbone('tiny')).cuda()
     theirs = timm_mambaout('tiny', like=ours).cuda()
     x = torch.randn(2, 3, 224, 288, device='cuda')
     assert feature_agreement(ours, theirs, x) < 1e-4
@@ -148,9 +142,6 @@ def coco(tmp_path_factory) -> Path:
                               for i, name in enumerate(CocoDataset.METAINFO['classes'])]
         ann.write_text(json.dumps(coco))
     return root
-
-
-HEAVY = [pytest.param(arch, marks=pytest.mark.slow) for arch in ('small', 'base')]
 
 
 def train_and_test_in_fp16(root: Path, base: str, train_options: list[str], checkpoint: str,

@@ -92,7 +92,8 @@ def diverging_runner(tmp_path, wrapper: str, nan_from: int, patience: int) -> Ru
 def test_a_diverged_loss_stops_the_run_before_its_checkpoint(tmp_path):
     runner = diverging_runner(tmp_path, 'OptimWrapper', nan_from=2, patience=3)
     with pytest.raises(NonFiniteLossError, match=r'not finite at iteration 3: loss=nan, '
-                       r'loss_fit=nan\. Training stopped.*Continue from .*iter_2\.pth with --resume'):
+                       r'loss_fit=nan\. Training stopped.*Continue from .*iter_2\.pth '
+                       r'with --resume'):
         runner.train()
     assert sorted(p.name for p in tmp_path.glob('iter_*.pth')) == ['iter_1.pth', 'iter_2.pth']
 

@@ -8,7 +8,7 @@ from mambaout_mm import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from mambaout_mm.checkpoint import infer_arch, timm_to_official
 from mambaout_mm.errors import ConfigError
 from mambaout_mm.paper import paper_table
-from mambaout_mm.testing import randomize_
+from mambaout_mm.random_weights import randomize_
 
 OFFICIAL = ('femto', 'kobe', 'tiny', 'small', 'base')
 

@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(cfg)
         if args.checkpoint:
             from mmengine.runner import load_checkpoint
-            load_checkpoint(model, local_checkpoint(args.checkpoint, must_exist=True), map_location='cpu',
-                            strict=True)
+            load_checkpoint(model, local_checkpoint(args.checkpoint, must_exist=True),
+                            map_location='cpu', strict=True)
         else:  # the config's own initialisation (e.g. ImageNet weights for the backbone)
             check_pretrained_weights(cfg)
             model.init_weights()

@@ -8,7 +8,8 @@ Sites: each stage's residual stream (block outputs; float32 on a GPU, since the 
 return float32 and the shortcut adds to it), each stage's gate product act(g) * [i, conv(c)]
 (the input of fc2, float16), the backbone's output norms, the neck and the heads (the mask head
 of Mask R-CNN, the decode heads' last layers of UperNet). ``trained-scale`` spreads the backbone's
-weights as trained ones are (``mambaout_mm.testing.randomize_``); ``init`` is its initialisation.
+weights as trained ones are (``mambaout_mm.random_weights.randomize_``); ``init`` is its
+initialisation.
 """
 import argparse
 import math
@@ -19,7 +20,7 @@ from mambaout_mm import cli
 from mambaout_mm.benchmark import ConfigModel, default_shape
 from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.mambaout import GatedCNNBlock
-from mambaout_mm.testing import randomize_
+from mambaout_mm.random_weights import randomize_
 
 LOSS_SCALE = 2 ** 16  # AmpOptimWrapper's initial loss scale
 
