@@ -1,4 +1,6 @@
-"""Mixed precision on the CPU: bfloat16 autocast through an mmengine optimizer wrapper.
+"""Mixed precision: the policy ``--amp`` follows (:func:`setup_amp`: FP16 with a loss scale on a
+GPU, bfloat16 on a CPU that computes it natively, else float32), and bfloat16 autocast on the CPU
+through an mmengine optimizer wrapper.
 
 mmengine's ``AmpOptimWrapper`` (FP16 with a loss scale) needs a GPU. On a CPU, bfloat16 needs no
 loss scale, but mmcv's CPU ops (RoIAlign, NMS) take float32 only, so autocast covers the named
@@ -14,12 +16,14 @@ import logging
 from typing import Iterator, Sequence
 
 import torch
+from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
 from . import cpu_support
+from .config import add_hook, toolbox
 from .nested import map_floats
 
 #: Submodules that run in bfloat16 under ``CPUAutocastOptimWrapper``, per toolbox.
@@ -87,3 +91,45 @@ class CPUAutocastOptimWrapper(OptimWrapper):
         with super().optim_context(model), \
                 autocast_submodules(model, self.modules, self.cast_dtype):
             yield
+
+
+def uses_amp(cfg: Config) -> bool:
+    return cfg.optim_wrapper.get('type') in ('AmpOptimWrapper', 'CPUAutocastOptimWrapper')
+
+
+def setup_amp(cfg: Config, requested: bool) -> str | None:
+    """Mixed precision for ``--amp`` or a config that asks for it; returns what was chosen.
+
+    With a GPU: FP16 with a dynamic loss scale (mmengine's ``AmpOptimWrapper``, as in the paper).
+    Without one: bfloat16 autocast through :class:`mambaout_mm.amp.CPUAutocastOptimWrapper` where
+    the CPU computes bfloat16 natively, else float32 (emulated bfloat16 is many times slower than
+    float32). A config that names ``CPUAutocastOptimWrapper`` itself gets it on any CPU.
+    """
+    if not (requested or uses_amp(cfg)):
+        return None
+    wrapper = cfg.optim_wrapper
+    if torch.cuda.is_available():
+        if wrapper.get('type') != 'AmpOptimWrapper':
+            for key in ('modules', 'dtype'):  # another wrapper's: a bf16 dtype left would stay
+                wrapper.pop(key, None)
+            wrapper.type = 'AmpOptimWrapper'
+            wrapper.setdefault('loss_scale', 'dynamic')
+        add_hook(cfg, 'LossScaleHook')  # the scale in the log
+        if wrapper.get('dtype') not in (None, 'float16', torch.float16):
+            return f'{wrapper.dtype} autocast, as the config says (AmpOptimWrapper)'
+        return 'fp16 autocast with a dynamic loss scale (AmpOptimWrapper)'
+    forced = wrapper.get('type') == 'CPUAutocastOptimWrapper'
+    for key in ('loss_scale', 'dtype', 'use_fsdp'):
+        wrapper.pop(key, None)
+    if not (forced or cpu_support.bf16_native()):
+        wrapper.pop('modules', None)
+        wrapper.type = 'OptimWrapper'
+        return (f'off, training in float32: no GPU, and {cpu_support.why_no_native_bf16()}, so '
+                f'bfloat16 would be emulated, many times slower than float32 '
+                f'(--cfg-options optim_wrapper.type=CPUAutocastOptimWrapper forces it)')
+    wrapper.type = 'CPUAutocastOptimWrapper'
+    wrapper.setdefault('modules', list(AUTOCAST_MODULES[toolbox(cfg)]))
+    native = '' if cpu_support.bf16_native() else \
+        f', emulated: {cpu_support.why_no_native_bf16()}'
+    return f'no GPU: bfloat16 autocast of {", ".join(wrapper.modules)} ' \
+           f'(CPUAutocastOptimWrapper{native})'

@@ -169,7 +169,7 @@ class ConfigModel(nn.Module):
 
     def __init__(self, config: str) -> None:
         super().__init__()
-        from .runtime import build_model, load_config, toolbox
+        from .config import build_model, load_config, toolbox
         cfg = load_config(config)
         self.scope = toolbox(cfg)
         self.model = build_model(cfg)
@@ -285,7 +285,7 @@ def autocast(device: str, dtype: str):
 
 def default_shape(names: list[str]) -> list[int]:
     """The detection size if a detector is among the subjects, else the segmentation crops."""
-    from .runtime import load_config, toolbox
+    from .config import load_config, toolbox
     scopes = {toolbox(load_config(split_config(n)[0])) if is_config(n) else 'backbone'
               for n in names}
     return DEFAULT_SHAPES['mmdet' if 'mmdet' in scopes else 'mmseg' if 'mmseg' in scopes

@@ -9,7 +9,7 @@ from typing import Any, Iterator
 from mmengine.config import Config, ConfigDict
 
 from .errors import RunSetupError
-from .runtime import toolbox_registry
+from .config import toolbox_registry
 
 #: What each dataset type expects on disk, for the message when it is missing.
 DATASET_LAYOUTS = {

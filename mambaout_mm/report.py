@@ -21,7 +21,7 @@ from .complexity import model_complexity
 from .errors import UserError
 from .paper import paper_recipe, paper_table
 from .errors import RunSetupError
-from .runtime import load_config, toolbox
+from .config import load_config, toolbox
 
 METRICS_FILE, TTA_FILE = 'test_metrics.json', 'test_metrics_tta.json'
 

@@ -7,7 +7,7 @@ import pytest
 from mambaout_mm.data_check import check_datasets, image_problem
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
 from mambaout_mm.errors import RunSetupError
-from mambaout_mm.runtime import load_config
+from mambaout_mm.config import load_config
 
 from .tools_helpers import IN_PROCESS_LOADERS, config, run_tool, tool
 

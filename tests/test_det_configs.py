@@ -12,8 +12,8 @@ from mambaout_mm.paper import paper_row
 from mambaout_mm.checkpoint import OFFICIAL_RELEASE
 from mambaout_mm.errors import RunSetupError
 from mambaout_mm.run_checks import check_pretrained_weights
-from mambaout_mm.runtime import (build_model,
-                                 resolve_config_path, setup_amp)
+from mambaout_mm.amp import setup_amp
+from mambaout_mm.config import build_model, resolve_config_path
 
 from .tools_helpers import REPO, unscoped
 

@@ -8,7 +8,7 @@ import pytest
 
 from mambaout_mm.complexity import model_complexity, paper_shape
 from mambaout_mm.published_costs import published_configs, published_cost
-from mambaout_mm.runtime import load_config, resolve_config_path
+from mambaout_mm.config import load_config, resolve_config_path
 
 from .tools_helpers import config, run_tool, tool
 

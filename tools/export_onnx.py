@@ -23,7 +23,7 @@ from mambaout_mm import cli
 from mambaout_mm.errors import RunSetupError
 from mambaout_mm.run_checks import check_pretrained_weights
 from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.runtime import build_model, load_config
+from mambaout_mm.config import build_model, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -13,10 +13,10 @@ import os.path as osp
 
 from mambaout_mm import cli
 from mambaout_mm.checkpoint import local_checkpoint
+from mambaout_mm.config import load_config
 from mambaout_mm.run_checks import Problems, check_backbone, check_device, check_mmcv_ops
-from mambaout_mm.runtime import (build_runner, end_distributed, enable_output, enable_tta,
-                                 enable_visualization, load_config,
-                                 local_rank_env, select_device, setup_launcher)
+from mambaout_mm.runtime import (build_runner, enable_output, enable_tta, enable_visualization,
+                                 end_distributed, local_rank_env, select_device, setup_launcher)
 
 
 def parse_args() -> argparse.Namespace:

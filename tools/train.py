@@ -10,12 +10,13 @@ data) is checked first, and every problem found is reported in one message.
 import argparse
 
 from mambaout_mm import cli
+from mambaout_mm.amp import setup_amp
 from mambaout_mm.checkpoint import local_checkpoint
+from mambaout_mm.config import add_hook, load_config
 from mambaout_mm.errors import RunSetupError
 from mambaout_mm.run_checks import (Problems, check_backbone, check_device, check_mmcv_ops,
                                     check_pretrained_weights, drop_unavailable_pretrained)
-from mambaout_mm.runtime import (add_hook, build_runner, end_distributed, load_config,
-                                 local_rank_env, select_device, setup_amp,
+from mambaout_mm.runtime import (build_runner, end_distributed, local_rank_env, select_device,
                                  setup_launcher)
 
 
