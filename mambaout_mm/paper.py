@@ -33,6 +33,14 @@ def paper_recipe(task: str) -> dict[str, Any]:
     return _load()[TABLES[task]]['recipe']
 
 
+def paper_setup(task: str) -> dict[str, Any]:
+    """How the authors trained a table's models (``'det'`` or ``'seg'``): optimizer, lr, batch,
+    precision and, for segmentation, the drop-path rates per size, with the source of each."""
+    if task not in ('det', 'seg'):
+        raise KeyError(f'No setup for table {task!r}; choose det or seg.')
+    return _load()[TABLES[task]]['setup']
+
+
 def paper_row(task: str, backbone: str) -> dict[str, Any]:
     """One row, e.g. ``paper_row('det', 'MambaOut-Tiny')`` or ``paper_row('imagenet', 'tiny')``."""
     rows = paper_table(task)
