@@ -106,8 +106,8 @@ def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from mmengine.analysis import get_model_complexity_info
 
+    from mambaout_mm.complexity import macs as count_macs
     from mambaout_mm.complexity import model_complexity
 
     points = [r for r in rows if r['mode'] == 'infer' and r['dtype'] == 'fp32']
@@ -120,9 +120,7 @@ def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
         else:
             model = models[r['subject']]
             model.eval()  # not chained: mmdet's ResNet.train() returns None
-            with torch.no_grad():
-                macs = get_model_complexity_info(model, inputs=torch.randn(*shape),
-                                                 show_table=False, show_arch=False)['flops'] / 1e9
+            macs = count_macs(model, torch.randn(*shape)) / 1e9
         ax.scatter(macs, r['images_per_s'])
         ax.annotate(r['subject'], (macs, r['images_per_s']), textcoords='offset points',
                     xytext=(4, 4 if i % 2 else -10), fontsize=8)  # apart where points meet
