@@ -53,6 +53,10 @@ def check_mmcv_ops() -> None:
         import mmcv
     except ImportError:
         raise RunSetupError(f'mmcv is not installed. {MMCV_OPS_HELP}') from None
+    from mmengine.utils import digit_version
+    if not digit_version('2.0.0rc4') <= digit_version(mmcv.__version__) < digit_version('2.2.0'):
+        raise RunSetupError(f'mmcv {mmcv.__version__} is installed, but mmdet 3.3 and mmseg 1.2 '
+                            f'need mmcv >= 2.0.0rc4, < 2.2.0. {MMCV_OPS_HELP}')
     try:
         import mmcv._ext  # noqa: F401  (what mmcv.ops loads)
     except ImportError as err:

@@ -82,6 +82,12 @@ def test_problems_are_collected_and_reported_together():
 
 def test_mmcv_without_its_ops_names_both_ways_to_get_them(monkeypatch):
     check_mmcv_ops()  # the suite's mmcv has them
+    import mmcv
+    monkeypatch.setattr(mmcv, '__version__', '2.2.0')  # what mim picks for a new torch
+    with pytest.raises(RunSetupError, match=r'mmcv 2\.2\.0 is installed, but mmdet 3\.3 and mmseg '
+                       r'1\.2 need mmcv >= 2\.0\.0rc4, < 2\.2\.0'):
+        check_mmcv_ops()
+    monkeypatch.setattr(mmcv, '__version__', '2.1.0')
     monkeypatch.setitem(sys.modules, 'mmcv._ext', None)  # as a pip source build leaves mmcv
     with pytest.raises(RunSetupError, match=r'without its compiled ops.*mim install "mmcv==2\.1\.0"'
                        r'.*tools/setup_env\.sh'):
