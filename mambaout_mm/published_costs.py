@@ -15,14 +15,28 @@ TABLE_NAMES = {'det': 'MambaOut Table 2', 'seg': 'MambaOut Table 3'}
 
 
 @lru_cache(maxsize=None)
+def _data() -> dict[str, Any]:
+    return json.loads(resources.files('mambaout_mm').joinpath('data/published_costs.json')
+                      .read_text())
+
+
 def _configs() -> dict[str, dict[str, Any]]:
-    text = resources.files('mambaout_mm').joinpath('data/published_costs.json').read_text()
-    return json.loads(text)['configs']
+    return _data()['configs']
+
+
+def cost_table() -> list[str]:
+    """The configs of the costs table beside the peers (``make costs``), as the tools take them:
+    ours as ``mambaout_mm::PATH``, the toolboxes' as ``mmdet::``/``mmseg::`` paths."""
+    return [config if '::' in config else f'mambaout_mm::{config}'
+            for config in _data()['cost_table']]
 
 
 def config_id(config: str) -> str:
-    """How the data file names a config: ``mmdet::...``/``mmseg::...`` as given, a file by its path
-    under the last ``configs`` folder (``peers/cascade_mask_rcnn/swin_tiny_3x_ms.py``)."""
+    """How the data file names a config: ``mmdet::...``/``mmseg::...`` as given, ours by its path
+    under the last ``configs`` folder (``peers/cascade_mask_rcnn/swin_tiny_3x_ms.py``), also when
+    given as ``mambaout_mm::PATH``."""
+    if config.startswith('mambaout_mm::'):
+        return config.removeprefix('mambaout_mm::')
     if '::' in config:
         return config
     parts = Path(config).resolve().parts

@@ -4,13 +4,15 @@ and, for the Cascade counting convention and the 640 crops, ConvNeXt's and Swin'
 Counting a full-size model at the papers' input size is CPU work of tens of seconds to minutes
 each; these are marked slow: `make test-slow` runs them. `make costs` counts the whole table.
 """
+from pathlib import Path
+
 import pytest
 
 from mambaout_mm.complexity import model_complexity, paper_shape
-from mambaout_mm.published_costs import published_configs, published_cost
 from mambaout_mm.config import load_config, resolve_config_path
+from mambaout_mm.published_costs import cost_table, published_configs, published_cost
 
-from .tools_helpers import config, run_tool, tool
+from .tools_helpers import REPO, config, run_tool, tool
 
 COUNTED = [config('mask_rcnn/mambaout_tiny_1x.py'), config('mask_rcnn/mambaout_small_1x.py'),
            config('mask_rcnn/mambaout_base_1x.py'), config('upernet/mambaout_tiny_160k.py'),
@@ -73,3 +75,17 @@ def test_cli_names_a_package_a_config_imports_but_is_missing(tmp_path, imports):
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
     assert ('imports no_such_toolbox.models (custom_imports), but no_such_toolbox is not '
             'installed: pip install no_such_toolbox') in proc.stderr
+
+
+def test_the_cost_table_holds_every_recipe_beyond_the_paper_and_resolves():
+    """`make costs` reads its configs from the data file: each resolves to a config file, and
+    every MambaOut config beyond Tables 2 and 3 (3x, Cascade, ImageNet-12k) is among them."""
+    table = cost_table()
+    for name in table:
+        assert Path(resolve_config_path(name)).is_file(), name
+    patterns = ('mask_rcnn/*_3x_ms.py', 'cascade_mask_rcnn/*.py', 'upernet/*in12k*.py')
+    beyond = {f'mambaout_mm::{p.relative_to(REPO / "configs").as_posix()}'
+              for pattern in patterns for p in (REPO / 'configs').glob(pattern)}
+    assert beyond and beyond <= set(table)
+    assert published_cost('mambaout_mm::mask_rcnn/mambaout_tiny_3x_ms.py') == \
+        published_cost(str(REPO / 'configs' / 'mask_rcnn' / 'mambaout_tiny_3x_ms.py'))

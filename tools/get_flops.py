@@ -2,6 +2,7 @@
 figures published for them (mambaout_mm/data/published_costs.json).
 
     python tools/get_flops.py CONFIG [CONFIG ...] [--shape H W] [--cfg-options ...] [--json FILE]
+    python tools/get_flops.py --cost-table [--json FILE]     (what `make costs` runs)
 
 Sizes follow the papers: 800x1280 for detectors (Table 2), for segmentors the crop's height and
 four times that width (512x2048, Table 3). Peer configs shipped with the toolboxes work too, e.g.
@@ -15,13 +16,17 @@ import json
 from mmengine.config import DictAction
 
 from mambaout_mm.complexity import model_complexity
-from mambaout_mm.published_costs import published_cost
 from mambaout_mm import cli
+from mambaout_mm.errors import RunSetupError
+from mambaout_mm.published_costs import cost_table, published_cost
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('configs', nargs='+', help='config files (or mmdet::/mmseg:: configs)')
+    parser.add_argument('configs', nargs='*', help='config files (or mmdet::/mmseg:: configs)')
+    parser.add_argument('--cost-table', action='store_true',
+                        help='also count every config of the costs table beside the peers '
+                             '(docs/results.md; `make costs`)')
     parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'),
                         help="input size (default: the papers', see above)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -32,10 +37,13 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    configs = args.configs + (cost_table() if args.cost_table else [])
+    if not configs:
+        raise RunSetupError('give CONFIG files, or --cost-table.')
     print('| config | input | Params (M) | MACs (G) | published Params / MACs | source |\n'
           '|---|---|---|---|---|---|', flush=True)
     rows = []
-    for config in args.configs:
+    for config in configs:
         row = model_complexity(config, tuple(args.shape) if args.shape else None,
                                args.cfg_options)
         # published figures hold at the papers' sizes only
