@@ -36,15 +36,19 @@ class Problems:
         """Run the block; a :class:`UserError` it raises is recorded and the next check runs."""
         try:
             yield
-        except UserError as err:
-            self.found.append(str(err))
+        except UserError as err:  # the problems of a nested raise_all count one by one
+            self.found.extend(getattr(err, 'problems', None) or [str(err)])
 
     def raise_all(self) -> None:
+        if not self.found:
+            return
         if len(self.found) == 1:
-            raise RunSetupError(self.found[0])
-        if self.found:
+            err = RunSetupError(self.found[0])
+        else:
             listed = '\n'.join(f'  {i}. {problem}' for i, problem in enumerate(self.found, 1))
-            raise RunSetupError(f'{len(self.found)} problems stop this run:\n{listed}')
+            err = RunSetupError(f'{len(self.found)} problems stop this run:\n{listed}')
+        err.problems = list(self.found)
+        raise err
 
 
 def check_mmcv_ops() -> None:
@@ -74,9 +78,7 @@ def check_backbone(cfg: Config) -> None:
     settings = {key: value for key, value in backbone.items() if key != '_scope_'}
     try:
         MODELS.build(settings)
-    except TypeError as err:  # an argument the backbone does not take
-        raise ConfigError(f'model.backbone: {err}') from None
-    except ConfigError as err:
+    except (TypeError, ConfigError) as err:  # TypeError: an argument the backbone does not take
         raise ConfigError(f'model.backbone: {err}') from None
 
 
@@ -149,18 +151,28 @@ def check_pretrained_weights(cfg: Config) -> None:
     for owner in _init_cfg_owners(cfg.model):
         for source in filter(None, map(_pretrained, _init_cfgs(owner))):
             with problems.check():
-                if source.startswith(('http://', 'https://')):
-                    checkpoint.local_checkpoint(source)
-                elif '://' not in source and not osp.isfile(source):
+                if '://' not in source and not osp.isfile(source):
                     raise RunSetupError(
                         f'Pretrained weights not found: {source}. Give the file\'s path or its '
                         f'URL with --cfg-options model.backbone.init_cfg.checkpoint=PATH_OR_URL '
                         f'(the official ImageNet weights: {checkpoint.OFFICIAL_RELEASE}/'
                         f'{osp.basename(source)}); model.backbone.init_cfg=None trains from '
                         f'scratch.')
-                else:
-                    checkpoint.local_checkpoint(source)
+                checkpoint.local_checkpoint(source)  # a URL is downloaded, a file checked
     problems.raise_all()
+
+
+def check_mmcv_and_datasets(problems: Problems, cfg: Config, phases: tuple[str, ...]) -> None:
+    """mmcv's ops, then, where they are there (mmdet's and mmseg's datasets import mmcv), the
+    datasets of ``phases``, with the image loader that names an unreadable file in place."""
+    found = len(problems.found)
+    with problems.check():
+        check_mmcv_ops()
+    if len(problems.found) == found:
+        from .data_check import check_datasets, name_unreadable_images
+        name_unreadable_images(cfg)
+        with problems.check():
+            check_datasets(cfg, phases)
 
 
 def drop_unavailable_pretrained(model: Any) -> list[str]:

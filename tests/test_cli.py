@@ -78,6 +78,10 @@ def test_problems_are_collected_and_reported_together():
         1 / 0
     assert len(problems.found) == 2
     Problems().raise_all()  # nothing found, nothing raised
+    nested = Problems()  # the problems of an inner collection count one by one
+    with nested.check():
+        problems.raise_all()
+    assert nested.found == ['no GPU', 'unknown variant']
 
 
 def test_mmcv_without_its_ops_names_both_ways_to_get_them(monkeypatch):

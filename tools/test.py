@@ -14,7 +14,8 @@ import os.path as osp
 from mambaout_mm import cli
 from mambaout_mm.checkpoint import local_checkpoint
 from mambaout_mm.config import load_config
-from mambaout_mm.run_checks import Problems, check_backbone, check_device, check_mmcv_ops
+from mambaout_mm.run_checks import (Problems, check_backbone, check_device,
+                                    check_mmcv_and_datasets)
 from mambaout_mm.runtime import (build_runner, enable_output, enable_tta, enable_visualization,
                                  end_distributed, local_rank_env, select_device, setup_launcher)
 
@@ -50,15 +51,7 @@ def main() -> None:
     if args.tta:
         with problems.check():
             enable_tta(cfg)
-    mmcv_ok = False
-    with problems.check():
-        check_mmcv_ops()
-        mmcv_ok = True
-    if mmcv_ok:  # the data checks build mmdet's or mmseg's datasets, which import mmcv
-        from mambaout_mm.data_check import check_datasets, name_unreadable_images
-        name_unreadable_images(cfg)
-        with problems.check():
-            check_datasets(cfg, ('test',))
+    check_mmcv_and_datasets(problems, cfg, ('test',))
     problems.raise_all()
     setup_launcher(cfg, args.launcher)
     runner = build_runner(cfg)

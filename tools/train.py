@@ -14,8 +14,9 @@ from mambaout_mm.amp import setup_amp
 from mambaout_mm.checkpoint import local_checkpoint
 from mambaout_mm.config import add_hook, load_config
 from mambaout_mm.errors import RunSetupError
-from mambaout_mm.run_checks import (Problems, check_backbone, check_device, check_mmcv_ops,
-                                    check_pretrained_weights, drop_unavailable_pretrained)
+from mambaout_mm.run_checks import (Problems, check_backbone, check_device,
+                                    check_mmcv_and_datasets, check_pretrained_weights,
+                                    drop_unavailable_pretrained)
 from mambaout_mm.runtime import (build_runner, end_distributed, local_rank_env, select_device,
                                  setup_launcher)
 
@@ -66,15 +67,7 @@ def main() -> None:
     if not starts_from:
         with problems.check():
             check_pretrained_weights(cfg)
-    mmcv_ok = False
-    with problems.check():
-        check_mmcv_ops()
-        mmcv_ok = True
-    if mmcv_ok:  # the data checks build mmdet's or mmseg's datasets, which import mmcv
-        from mambaout_mm.data_check import check_datasets, name_unreadable_images
-        name_unreadable_images(cfg)
-        with problems.check():
-            check_datasets(cfg, ('train', 'val'))
+    check_mmcv_and_datasets(problems, cfg, ('train', 'val'))
     problems.raise_all()
     setup_launcher(cfg, args.launcher)
     runner = build_runner(cfg)
