@@ -1,6 +1,7 @@
 """MambaOut as a dense-prediction backbone for mmdetection and mmsegmentation."""
 from __future__ import annotations
 
+import warnings
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -29,8 +30,10 @@ class MambaOutBackbone(MambaOutTrunk, BaseModule):
         frozen_stages: stages 0..frozen_stages-1 (each with its downsampling layer, the stem for
             stage 0, and its output norm) stop gradients and stay in eval mode; 0 freezes nothing.
         with_cp: activation checkpointing per block (less memory, more compute).
-        mixer: implementation of the blocks' token mixer: ``'auto'`` (the fastest that runs on the
-            input) or one of :data:`mambaout_mm.mixers.BACKENDS`.
+        backend: implementation of the blocks' token mixer and of the stem's and downsampling
+            convs: ``'auto'`` (the fastest that runs on the input) or one of
+            :data:`mambaout_mm.backends.BACKENDS`.
+        mixer: the former name of ``backend`` (deprecated; warns).
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official, timm or
             mmengine MambaOut weights from a file or anything mmengine's ``CheckpointLoader``
             reads (see :mod:`mambaout_mm.checkpoint`); otherwise random init.
@@ -38,8 +41,16 @@ class MambaOutBackbone(MambaOutTrunk, BaseModule):
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3), drop_path_rate: float = 0.,
-                 frozen_stages: int = 0, with_cp: bool = False, mixer: str = 'auto',
-                 init_cfg: dict | list[dict] | None = None) -> None:
+                 frozen_stages: int = 0, with_cp: bool = False, backend: str = 'auto',
+                 init_cfg: dict | list[dict] | None = None, mixer: str | None = None) -> None:
+        if mixer is not None:
+            if backend not in ('auto', mixer):
+                raise ConfigError(f'backend={backend!r} and mixer={mixer!r} disagree; mixer is '
+                                  'the former name of backend: give backend only.')
+            warnings.warn("MambaOutBackbone's mixer= is now backend= (it picks the convs' "
+                          'implementation too); mixer= will be removed.', DeprecationWarning,
+                          stacklevel=2)
+            backend = mixer
         depths = resolve_arch(arch)['depths']
         out_indices = self._check_out_indices(out_indices, len(depths))
         if not -1 <= frozen_stages <= len(depths):
@@ -47,7 +58,7 @@ class MambaOutBackbone(MambaOutTrunk, BaseModule):
                              f'(0 or -1: none frozen), got {frozen_stages}.')
         # No stage after the last output (its parameters would get no gradient under DDP).
         super().__init__(arch=arch, in_chans=in_chans, drop_path_rate=drop_path_rate,
-                         num_stages=out_indices[-1] + 1, mixer=mixer, init_cfg=init_cfg)
+                         num_stages=out_indices[-1] + 1, backend=backend, init_cfg=init_cfg)
         self.out_indices = out_indices
         self.frozen_stages = max(frozen_stages, 0)
         self.grad_checkpointing = with_cp

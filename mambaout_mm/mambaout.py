@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from . import mixers
+from . import backends
 from .errors import ConfigError
 
 #: Architecture settings of every variant; the one table the project reads them from.
@@ -125,13 +125,13 @@ class LayerScale(nn.Module):
 
 
 class StemLayer(nn.Module):
-    """Two 3x3 stride-2 convs: NCHW image -> NHWC features at stride 4. ``mixer`` picks their
-    implementation as it does the blocks' (:func:`mambaout_mm.mixers.conv`)."""
+    """Two 3x3 stride-2 convs: NCHW image -> NHWC features at stride 4. ``backend`` picks their
+    implementation as it does the blocks' (:func:`mambaout_mm.backends.conv`)."""
 
     def __init__(self, in_chans: int, out_chans: int, mid_norm: bool = True,
-                 act: str = 'gelu', mixer: str = 'auto') -> None:
+                 act: str = 'gelu', backend: str = 'auto') -> None:
         super().__init__()
-        self.mixer = mixers.check_choice(mixer)
+        self.backend = backends.check_choice(backend)
         self.conv1 = nn.Conv2d(in_chans, out_chans // 2, kernel_size=3, stride=2, padding=1)
         self.norm1 = layer_norm(out_chans // 2) if mid_norm else None
         self.act = _ACTIVATIONS[act]()
@@ -139,21 +139,21 @@ class StemLayer(nn.Module):
         self.norm2 = layer_norm(out_chans)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = mixers.conv(self.conv1, x, self.mixer)
+        x = backends.conv(self.conv1, x, self.backend)
         if self.norm1 is not None:
             x = self.norm1(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
-        x = mixers.conv(self.conv2, self.act(x), self.mixer)
+        x = backends.conv(self.conv2, self.act(x), self.backend)
         return self.norm2(x.permute(0, 2, 3, 1))
 
 
 class DownsampleLayer(nn.Module):
     """3x3 stride-2 conv with a LayerNorm after it (official) or before it (timm rw); NHWC.
-    ``mixer`` picks the conv's implementation as it does the blocks'."""
+    ``backend`` picks the conv's implementation as it does the blocks'."""
 
     def __init__(self, in_chans: int, out_chans: int, norm_first: bool = False,
-                 mixer: str = 'auto') -> None:
+                 backend: str = 'auto') -> None:
         super().__init__()
-        self.mixer = mixers.check_choice(mixer)
+        self.backend = backends.check_choice(backend)
         self.norm_first = norm_first
         self.conv = nn.Conv2d(in_chans, out_chans, kernel_size=3, stride=2, padding=1)
         self.norm = layer_norm(in_chans if norm_first else out_chans)
@@ -161,7 +161,7 @@ class DownsampleLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.norm_first:
             x = self.norm(x)
-        x = mixers.conv(self.conv, x.permute(0, 3, 1, 2), self.mixer).permute(0, 2, 3, 1)
+        x = backends.conv(self.conv, x.permute(0, 3, 1, 2), self.backend).permute(0, 2, 3, 1)
         return x if self.norm_first else self.norm(x)
 
 
@@ -170,13 +170,13 @@ class GatedCNNBlock(nn.Module):
 
     ``fc1`` makes 2 * hidden channels, split into the gate ``g`` (hidden), an identity part ``i``
     and a conv part ``c`` (conv_ratio * dim); out = x + fc2(act(g) * cat(i, dwconv(c))).
-    :meth:`mix_reference` is that token mixer; :mod:`mambaout_mm.mixers` picks the implementation
-    that computes it (``mixer='auto'``, or one named there).
+    :meth:`mix_reference` is that token mixer; :mod:`mambaout_mm.backends` picks the implementation
+    that computes it (``backend='auto'``, or one named there).
     """
 
     def __init__(self, dim: int, expansion_ratio: float = 8 / 3, kernel_size: int = 7,
                  conv_ratio: float = 1.0, act: str = 'gelu', ls_init_value: float | None = None,
-                 drop_path: float = 0., mixer: str = 'auto') -> None:
+                 drop_path: float = 0., backend: str = 'auto') -> None:
         super().__init__()
         hidden = int(expansion_ratio * dim)
         conv_chans = int(conv_ratio * dim)
@@ -190,7 +190,7 @@ class GatedCNNBlock(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
         self.ls = LayerScale(dim, ls_init_value) if ls_init_value is not None else None
         self.drop_path = DropPath(drop_path) if drop_path > 0. else nn.Identity()
-        self.mixer = mixers.check_choice(mixer)
+        self.backend = backends.check_choice(backend)
 
     def mix_reference(self, y: torch.Tensor) -> torch.Tensor:
         """The token mixer as written in the paper: fc2(act(g) * cat(i, dwconv(c)))."""
@@ -201,8 +201,8 @@ class GatedCNNBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.norm(x)
         if self.ls is None and not (self.training and isinstance(self.drop_path, DropPath)):
-            return mixers.mix(self, y, shortcut=x)  # an implementation may fuse the addition
-        out = mixers.mix(self, y)
+            return backends.mix(self, y, shortcut=x)  # an implementation may fuse the addition
+        out = backends.mix(self, y)
         if self.ls is not None:
             out = self.ls(out)
         return self.drop_path(out) + x
@@ -238,12 +238,12 @@ class MambaOutTrunk(nn.Module):
         drop_path_rate: stochastic depth at the last block of the variant, ramped linearly over
             all its blocks.
         num_stages: build the first ``num_stages`` stages only (default: all).
-        mixer: implementation of the blocks' token mixer and of the stem's and downsampling
-            layers' convs (see :mod:`mambaout_mm.mixers`).
+        backend: implementation of the blocks' token mixer and of the stem's and downsampling
+            layers' convs (see :mod:`mambaout_mm.backends`).
     """
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
-                 drop_path_rate: float = 0., num_stages: int | None = None, mixer: str = 'auto',
+                 drop_path_rate: float = 0., num_stages: int | None = None, backend: str = 'auto',
                  **kwargs) -> None:
         super().__init__(**kwargs)
         self.arch_settings = s = resolve_arch(arch)
@@ -253,11 +253,11 @@ class MambaOutTrunk(nn.Module):
 
         self.downsample_layers = nn.ModuleList([
             StemLayer(in_chans, self.dims[0], mid_norm=s['stem_mid_norm'], act=s['act'],
-                      mixer=mixer)])
+                      backend=backend)])
         for i in range(1, self.num_stages):
             self.downsample_layers.append(DownsampleLayer(
                 self.dims[i - 1], self.dims[i], norm_first=s['downsample'] == 'norm_conv',
-                mixer=mixer))
+                backend=backend))
 
         rates = torch.linspace(0, drop_path_rate, sum(self.depths)).tolist()
         self.stages = nn.ModuleList()
@@ -267,7 +267,7 @@ class MambaOutTrunk(nn.Module):
                 GatedCNNBlock(dim, expansion_ratio=s['expansion_ratio'],
                               kernel_size=s['kernel_size'], conv_ratio=s['conv_ratio'],
                               act=s['act'], ls_init_value=s['ls_init_value'],
-                              drop_path=rates[start + j], mixer=mixer)
+                              drop_path=rates[start + j], backend=backend)
                 for j in range(self.depths[i])]))
         self.apply(self._init_weights)
 
@@ -303,16 +303,16 @@ class MambaOut(MambaOutTrunk):
     """MambaOut image classifier: the trunk, global average pooling, a LayerNorm and an MLP head.
 
     Args:
-        arch, in_chans, drop_path_rate, mixer: as for :class:`MambaOutTrunk`.
+        arch, in_chans, drop_path_rate, backend: as for :class:`MambaOutTrunk`.
         num_classes: classes of the head.
         head_dropout: dropout before the last linear layer of the head.
     """
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,
                  num_classes: int = 1000, drop_path_rate: float = 0.,
-                 head_dropout: float = 0., mixer: str = 'auto') -> None:
+                 head_dropout: float = 0., backend: str = 'auto') -> None:
         super().__init__(arch=arch, in_chans=in_chans, drop_path_rate=drop_path_rate,
-                         mixer=mixer)
+                         backend=backend)
         self.num_classes = num_classes
         self.norm = layer_norm(self.dims[-1])
         self.head = MlpHead(self.dims[-1], num_classes,

@@ -5,13 +5,28 @@ between mmdetection and mmsegmentation), and the Runner itself. Reading configs 
 :mod:`mambaout_mm.amp`."""
 from __future__ import annotations
 
+import argparse
 import os
 
 import torch
 from mmengine.config import Config
 
-from .config import toolbox
+from .config import load_config, toolbox
 from .errors import RunSetupError
+from .run_checks import Problems, check_device
+
+
+def start(args: argparse.Namespace) -> tuple[Config, Problems]:
+    """The start ``tools/train.py`` and ``tools/test.py`` share (their flags:
+    :func:`mambaout_mm.cli.add_run_args`): the local rank and the device, the config with
+    ``--cfg-options`` and ``--work-dir``, and the list of problems begun with the device check."""
+    local_rank_env(args.local_rank)
+    select_device(args.device)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    problems = Problems()
+    with problems.check():
+        check_device(cfg, args.device, args.launcher)
+    return cfg, problems
 
 
 def select_device(device: str | None) -> None:

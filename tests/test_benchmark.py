@@ -4,10 +4,14 @@ import json
 import pytest
 import torch
 
-from mambaout_mm import benchmark, cpu_kernels, cpu_support
-from mambaout_mm.benchmark import (build_subjects, default_dtypes, default_shape,
-                                   feature_agreement, make_step, markdown, peak_memory,
-                                   run_benchmark, to_rows)
+from mambaout_mm import cpu_kernels, cpu_support
+from mambaout_mm.benchmark import subjects
+from mambaout_mm.benchmark.memory import peak_memory
+from mambaout_mm.benchmark.precision import default_dtypes
+from mambaout_mm.benchmark.run import run_benchmark
+from mambaout_mm.benchmark.steps import make_step
+from mambaout_mm.benchmark.subjects import build_subjects, default_shape, feature_agreement
+from mambaout_mm.benchmark.tables import markdown, to_rows
 from mambaout_mm.errors import ConfigError
 from mambaout_mm.mambaout import GatedCNNBlock
 from mambaout_mm.onnx_export import dynamo_exporter
@@ -23,9 +27,9 @@ def test_timm_subject_runs_with_our_weights():
 
 def test_reference_subject_runs_the_plain_formula():
     models = build_subjects(['mambaout_t', 'mambaout_t_ref'])
-    mixers = {name: {b.mixer for b in m.modules() if isinstance(b, GatedCNNBlock)}
+    backends = {name: {b.backend for b in m.modules() if isinstance(b, GatedCNNBlock)}
               for name, m in models.items()}
-    assert mixers == {'mambaout_t': {'auto'}, 'mambaout_t_ref': {'reference'}}
+    assert backends == {'mambaout_t': {'auto'}, 'mambaout_t_ref': {'reference'}}
 
 
 @pytest.mark.parametrize('dtype', ['fp16', 'tf32'])
@@ -113,9 +117,9 @@ def test_config_subject_peak_memory_in_a_fresh_process():
 @pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ONNX exporter (torch >= 2.6)')
 def test_onnxruntime_subject_is_timed_for_fp32_inference_only(monkeypatch):
     """(Its agreement with PyTorch is the export's check, tests/test_onnx_export.py.)"""
-    monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f',
-                        lambda: benchmark.mambaout_backbone('femto'))
-    monkeypatch.setitem(benchmark.SUBJECTS, 'mambaout_f_onnxruntime', None)  # made from ours
+    monkeypatch.setitem(subjects.SUBJECTS, 'mambaout_f',
+                        lambda: subjects.mambaout_backbone('femto'))
+    monkeypatch.setitem(subjects.SUBJECTS, 'mambaout_f_onnxruntime', None)  # made from ours
     results = run_benchmark(['mambaout_f', 'mambaout_f_onnxruntime'], [1, 3, 64, 64],
                             ['infer', 'train'], ['fp32'], warmup=0, repeats=1, memory=False)
     assert [(r.name, r.mode) for r in results] == [

@@ -59,7 +59,7 @@ def reference_copy(module: torch.nn.Module) -> torch.nn.Module:
     ref = copy.deepcopy(module)
     for m in ref.modules():
         if isinstance(m, GatedCNNBlock):
-            m.mixer = 'reference'
+            m.backend = 'reference'
     return ref
 
 
@@ -243,7 +243,7 @@ def test_the_kernels_own_code_on_any_cpu_and_torch(monkeypatch, act, conv_ratio,
     block = GatedCNNBlock(32, conv_ratio=conv_ratio, act=act, ls_init_value=ls_init_value)
     for p in block.parameters():
         torch.nn.init.normal_(p, std=0.2)
-    block.mixer = 'cpu_kernels'
+    block.backend = 'cpu_kernels'
     reference = reference_copy(block)
     x = torch.randn(3, 9, 11, 32).to(x_dtype)
     inputs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
@@ -337,7 +337,7 @@ torch.manual_seed(0)
 block = GatedCNNBlock(32)
 ref = GatedCNNBlock(32)
 ref.load_state_dict(block.state_dict())
-ref.mixer = 'reference'
+ref.backend = 'reference'
 x = torch.randn(2, 6, 7, 32, requires_grad=True)
 expected = ref(x).detach()
 result = dict(isa=cpu_support.isa(), native=cpu_support.bf16_native(),

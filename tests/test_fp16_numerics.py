@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mambaout_mm import MambaOutBackbone, compat
-from mambaout_mm.benchmark import ConfigModel
+from mambaout_mm.benchmark.synthetic import ConfigModel
 from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.random_weights import randomize_
 

@@ -48,7 +48,8 @@ def test_fp16_and_bf16_features_follow_fp32(arch):
 
 
 def test_our_backbone_computes_timms_function_on_the_gpu():
-    from mambaout_mm.benchmark import feature_agreement, mambaout_backbone, timm_mambaout
+    from mambaout_mm.benchmark.subjects import (feature_agreement, mambaout_backbone,
+                                                timm_mambaout)
     strict_fp32()
     ours = randomize_(mambaout_backbone('tiny')).cuda()
     theirs = timm_mambaout('tiny', like=ours).cuda()

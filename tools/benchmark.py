@@ -26,9 +26,11 @@ import textwrap
 import torch
 
 from mambaout_mm import cli, cpu_kernels, cpu_support
-from mambaout_mm.benchmark import (SUBJECTS, build_subjects, default_dtypes, default_shape,
-                                   feature_agreement, is_config, markdown, run_benchmark,
-                                   split_config, to_rows)
+from mambaout_mm.benchmark.precision import default_dtypes
+from mambaout_mm.benchmark.run import run_benchmark
+from mambaout_mm.benchmark.subjects import (SUBJECTS, build_subjects, default_shape,
+                                            feature_agreement, is_config, split_config)
+from mambaout_mm.benchmark.tables import markdown, to_rows
 
 
 def parse_args() -> argparse.Namespace:

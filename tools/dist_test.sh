@@ -1,17 +1,7 @@
 #!/usr/bin/env bash
 # Distributed evaluation: bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
+# Multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
 set -euo pipefail
-CONFIG=$1
-CHECKPOINT=$2
-GPUS=$3
-NNODES=${NNODES:-1}
-NODE_RANK=${NODE_RANK:-0}
-PORT=${PORT:-29500}
-MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 # shellcheck source=tools/project_python.sh
 source "$(dirname "$0")/project_python.sh"
-
-exec "$PYTHON" -m torch.distributed.run \
-    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
-    --nproc_per_node="$GPUS" --master_port="$PORT" \
-    "$(dirname "$0")/test.py" "$CONFIG" "$CHECKPOINT" --launcher pytorch "${@:4}"
+torchrun_tool "$3" test.py "$1" "$2" --launcher pytorch "${@:4}"

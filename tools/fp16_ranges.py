@@ -17,7 +17,8 @@ import math
 import torch
 
 from mambaout_mm import cli
-from mambaout_mm.benchmark import ConfigModel, default_shape
+from mambaout_mm.benchmark.subjects import default_shape
+from mambaout_mm.benchmark.synthetic import ConfigModel
 from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.mambaout import GatedCNNBlock
 from mambaout_mm.random_weights import randomize_

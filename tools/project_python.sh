@@ -6,3 +6,12 @@ if [ -z "${PYTHON:-}" ]; then
   if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python; fi
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+
+# torchrun_tool GPUS SCRIPT ARGS...: SCRIPT (beside this file) under torch.distributed.run on this
+# node; multi-node: set NNODES, NODE_RANK, MASTER_ADDR (and PORT) on every node.
+torchrun_tool() {
+  exec "$PYTHON" -m torch.distributed.run \
+      --nnodes="${NNODES:-1}" --node_rank="${NODE_RANK:-0}" \
+      --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}" \
+      --nproc_per_node="$1" "$ROOT/tools/$2" "${@:3}"
+}

@@ -13,11 +13,9 @@ import os.path as osp
 
 from mambaout_mm import cli
 from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.config import load_config
-from mambaout_mm.run_checks import (Problems, check_backbone, check_device,
-                                    check_mmcv_and_datasets)
+from mambaout_mm.run_checks import check_backbone, check_mmcv_and_datasets
 from mambaout_mm.runtime import (build_runner, enable_output, enable_tta, enable_visualization,
-                                 end_distributed, local_rank_env, select_device, setup_launcher)
+                                 end_distributed, setup_launcher, start)
 
 
 def parse_args() -> argparse.Namespace:
@@ -34,12 +32,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    local_rank_env(args.local_rank)
-    select_device(args.device)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    problems = Problems()
-    with problems.check():
-        check_device(cfg, args.device, args.launcher)
+    cfg, problems = start(args)
     with problems.check():
         cfg.load_from = local_checkpoint(args.checkpoint, must_exist=True)
     with problems.check():

@@ -12,13 +12,11 @@ import argparse
 from mambaout_mm import cli
 from mambaout_mm.amp import setup_amp
 from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.config import add_hook, load_config
+from mambaout_mm.config import add_hook
 from mambaout_mm.errors import RunSetupError
-from mambaout_mm.run_checks import (Problems, check_backbone, check_device,
-                                    check_mmcv_and_datasets, check_pretrained_weights,
-                                    drop_unavailable_pretrained)
-from mambaout_mm.runtime import (build_runner, end_distributed, local_rank_env, select_device,
-                                 setup_launcher)
+from mambaout_mm.run_checks import (check_backbone, check_mmcv_and_datasets,
+                                    check_pretrained_weights, drop_unavailable_pretrained)
+from mambaout_mm.runtime import build_runner, end_distributed, setup_launcher, start
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,13 +34,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    local_rank_env(args.local_rank)
-    select_device(args.device)
-    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg, problems = start(args)
     from mmengine.runner import find_latest_checkpoint
-    problems = Problems()
-    with problems.check():
-        check_device(cfg, args.device, args.launcher)
     amp = setup_amp(cfg, args.amp)
     add_hook(cfg, 'NonFiniteLossHook')  # a diverged run stops, naming its last checkpoint
     with problems.check():

@@ -17,7 +17,7 @@ On a GPU ``auto`` is the formula: it runs as fast as timm's MambaOut there, and 
 (the measurements: docs/gpu.md).
 
 ``auto`` (the default) takes the first of ``AUTO_ORDER`` that runs on the input. A block, a
-backbone (``mixer=...`` in a config) or the benchmark may name one instead; a named one that
+backbone (``backend=...`` in a config) or the benchmark may name one instead; a named one that
 cannot run on an input raises. A new implementation is two functions and one line in
 ``BACKENDS``.
 """
@@ -70,28 +70,28 @@ CHOICES = ('auto', *BACKENDS)
 
 def check_choice(choice: str) -> str:
     if choice not in CHOICES:
-        raise ConfigError(f'Unknown MambaOut mixer {choice!r}; choose one of {CHOICES}.')
+        raise ConfigError(f'Unknown MambaOut backend {choice!r}; choose one of {CHOICES}.')
     return choice
 
 
 def select(choice: str, y: torch.Tensor) -> str:
-    """The implementation that computes the mixer on ``y``: ``choice``, or for ``'auto'`` the
+    """The implementation that computes the mixer and convs on ``y``: ``choice``, or for ``'auto'`` the
     first of ``AUTO_ORDER`` that runs on ``y``'s device and dtype in the current tracing state."""
     if choice == 'auto':
         return next(name for name in AUTO_ORDER if BACKENDS[name].runs_on(y))
     if not BACKENDS[choice].runs_on(y):
         raise RuntimeError(
-            f"The MambaOut mixer {choice!r} does not run on this input ({y.device.type}, "
+            f"The MambaOut backend {choice!r} does not run on this input ({y.device.type}, "
             f"{y.dtype}) in this state (tracing and torch.compile see the reference formula); "
-            "use mixer='auto' or 'reference'.")
+            "use backend='auto' or 'reference'.")
     return choice
 
 
 def mix(block: GatedCNNBlock, y: torch.Tensor,
         shortcut: torch.Tensor | None = None) -> torch.Tensor:
     """``block``'s mixer on ``y`` (plus ``shortcut`` if given), by the implementation that
-    :func:`select` picks for ``block.mixer``."""
-    return BACKENDS[select(block.mixer, y)].mix(block, y, shortcut)
+    :func:`select` picks for ``block.backend``."""
+    return BACKENDS[select(block.backend, y)].mix(block, y, shortcut)
 
 
 def conv(layer: nn.Conv2d, x: torch.Tensor, choice: str = 'auto') -> torch.Tensor:

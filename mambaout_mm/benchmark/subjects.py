@@ -1,0 +1,197 @@
+"""What the benchmark can time: backbones by name (``SUBJECTS``) and configs, whole or as the
+network ONNX export takes, in PyTorch or ONNX Runtime."""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .synthetic import ConfigModel
+
+#: MambaOut sizes by the letter of their subject names
+SIZES = {'t': 'tiny', 's': 'small', 'b': 'base'}
+
+
+class TimmFeatures(nn.Module):
+    """A timm model returning its four stage outputs (NCHW), head pruned."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        model.prune_intermediate_layers(4, prune_norm=True, prune_head=True)
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(x, intermediates_only=True)
+
+
+def timm_mambaout(arch: str, like: nn.Module | None = None) -> nn.Module:
+    """timm's MambaOut as a feature extractor, with the trunk weights of ``like`` if given."""
+    import timm
+    from timm.models.mambaout import checkpoint_filter_fn
+    model = timm.create_model(f'mambaout_{arch}')
+    if like is not None:
+        trunk = {k: v for k, v in like.state_dict().items()
+                 if k.startswith(('downsample_layers.', 'stages.'))}
+        missing, unexpected = model.load_state_dict(checkpoint_filter_fn(trunk, model),
+                                                    strict=False)
+        assert not unexpected and all(k.startswith('head.') for k in missing), (missing,
+                                                                                 unexpected)
+    return TimmFeatures(model)
+
+
+def mambaout_backbone(arch: str, **kwargs) -> nn.Module:
+    from ..backbone import MambaOutBackbone
+    return MambaOutBackbone(arch, **kwargs)
+
+
+class OnnxRuntimeModule(nn.Module):
+    """A network exported to ONNX (``onnx_export``) and run by ONNX Runtime on the CPU, with its
+    default threads; inference in fp32 only. Free sizes unless ``shape`` fixes them (UperNet's
+    pooling holds for the traced size only)."""
+
+    trains = False
+
+    def __init__(self, model: nn.Module, shape: list[int] | None = None) -> None:
+        super().__init__()
+        import tempfile
+
+        import onnxruntime as ort
+
+        from ..onnx_export import export
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, 'network.onnx')
+            export(model, tuple(shape or (2, 3, 64, 64)), path, dynamic=shape is None)
+            self.session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+
+    def forward(self, x: torch.Tensor) -> list:
+        if x.device.type != 'cpu':
+            raise ValueError('ONNX Runtime subjects run on the CPU only.')
+        return self.session.run(None, {'image': x.numpy()})
+
+
+def _swin_t() -> nn.Module:
+    from mmdet.models.backbones import SwinTransformer
+    return SwinTransformer(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24),
+                           window_size=7, drop_path_rate=0.0)
+
+
+def _resnet50() -> nn.Module:
+    from mmdet.models.backbones import ResNet
+    return ResNet(depth=50, out_indices=(0, 1, 2, 3))
+
+
+def _convnext_t() -> nn.Module:
+    import timm
+    return TimmFeatures(timm.create_model('convnext_tiny'))
+
+
+#: name -> builder; ``timm_mambaout_*`` and ``*_onnxruntime`` subjects copy the weights of the
+#: matching ours.
+SUBJECTS: dict[str, Callable[[], nn.Module]] = {
+    'mambaout_t': lambda: mambaout_backbone('tiny'),
+    'mambaout_s': lambda: mambaout_backbone('small'),
+    'mambaout_b': lambda: mambaout_backbone('base'),
+    'mambaout_t_cp': lambda: mambaout_backbone('tiny', with_cp=True),
+    # the block's plain formula
+    'mambaout_t_ref': lambda: mambaout_backbone('tiny', backend='reference'),
+    'mambaout_t_compiled': lambda: torch.compile(mambaout_backbone('tiny')),
+    'mambaout_t_onnxruntime': lambda: OnnxRuntimeModule(mambaout_backbone('tiny')),
+    'timm_mambaout_t': lambda: timm_mambaout('tiny'),
+    'timm_mambaout_s': lambda: timm_mambaout('small'),
+    'timm_mambaout_b': lambda: timm_mambaout('base'),
+    'convnext_t': _convnext_t,
+    'swin_t': _swin_t,
+    'resnet50': _resnet50,
+}
+
+
+#: input of each kind of subject when none is given (the paper's sizes; UperNet's pooling module
+#: needs two images per training batch on a CPU)
+DEFAULT_SHAPES = {'backbone': [2, 3, 512, 512], 'mmdet': [1, 3, 800, 1280],
+                  'mmseg': [2, 3, 512, 512]}
+
+
+#: ``CONFIG.py`` runs the model as mmengine does (``predict``; ``loss`` and an update);
+#: ``CONFIG.py:network`` the network ONNX export takes (``onnx_export.network``: a segmentor's
+#: logits, a detector's dense maps) in PyTorch, ``CONFIG.py:onnxruntime`` that network in ONNX
+#: Runtime, exported at the benchmark's input size; both inference only
+CONFIG_RUNTIMES = ('network', 'onnxruntime')
+
+
+def split_config(name: str) -> tuple[str, str | None]:
+    """``(config, runtime)`` of a subject name; runtime ``None`` for the model as mmengine runs it."""
+    head, sep, tail = name.rpartition(':')
+    return (head, tail) if sep and tail in CONFIG_RUNTIMES and head.endswith('.py') else (name, None)
+
+
+def is_config(name: str) -> bool:
+    return split_config(name)[0].endswith('.py')
+
+
+class Network(nn.Module):
+    """The exportable network of a config's model (``onnx_export.network``), inference only."""
+
+    trains = False
+
+    def __init__(self, config: str) -> None:
+        super().__init__()
+        from ..onnx_export import network
+        self.network = network(ConfigModel(config).model, 'model').eval()
+
+    def forward(self, x: torch.Tensor):
+        return self.network(x)
+
+
+def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str, nn.Module]:
+    """Build the named subjects; timm's MambaOut gets the weights of our MambaOut of that size,
+    a config's ONNX Runtime subject is exported at ``shape``."""
+    unknown = [n for n in names if n not in SUBJECTS and not is_config(n)]
+    if unknown:
+        raise ConfigError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)} '
+                       f'or give config files (*.py, or *.py:RUNTIME for {CONFIG_RUNTIMES}).')
+    torch.manual_seed(0)
+    models = {}
+    for name in names:
+        config, runtime = split_config(name)
+        if runtime == 'onnxruntime':
+            if shape is None:
+                raise ValueError(f'{name} is exported at the input size: give a shape.')
+            pytorch = models.get(f'{config}:network')  # the same weights where it is a subject
+            models[name] = OnnxRuntimeModule(pytorch if pytorch is not None else Network(config),
+                                             shape)
+        elif runtime == 'network':
+            models[name] = Network(config)
+        elif is_config(name):
+            models[name] = ConfigModel(name)
+        elif name.startswith('timm_mambaout_'):
+            ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
+            models[name] = timm_mambaout(SIZES[name.rsplit('_', 1)[1]], like=ours)
+        elif name.endswith('_onnxruntime'):
+            ours = models.get(name[:-len('_onnxruntime')])
+            models[name] = OnnxRuntimeModule(ours) if ours is not None else SUBJECTS[name]()
+        else:
+            models[name] = SUBJECTS[name]()
+    return models
+
+
+def feature_agreement(ours: nn.Module, timm_features: TimmFeatures, x: torch.Tensor) -> float:
+    """Largest absolute difference between the stage features (before our output norms)."""
+    with torch.inference_mode():
+        a = ours.eval().forward_features(x)
+        b = timm_features.eval().model.forward_intermediates(x, intermediates_only=True,
+                                                             output_fmt='NHWC')
+    return max((u - v).abs().max().item() for u, v in zip(a, b))
+
+
+def default_shape(names: list[str]) -> list[int]:
+    """The detection size if a detector is among the subjects, else the segmentation crops."""
+    from ..config import load_config, toolbox
+    scopes = {toolbox(load_config(split_config(n)[0])) if is_config(n) else 'backbone'
+              for n in names}
+    return DEFAULT_SHAPES['mmdet' if 'mmdet' in scopes else 'mmseg' if 'mmseg' in scopes
+                          else 'backbone']
+
+

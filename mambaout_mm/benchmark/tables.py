@@ -1,0 +1,33 @@
+"""Benchmark results as rows (medians, spread, throughput, ratios) and a markdown table."""
+from __future__ import annotations
+
+from .timing import Timing
+
+
+def to_rows(results: list[Timing], batch: int) -> list[dict]:
+    """Rows with medians, spread, throughput and the ratio to the first subject of each group."""
+    rows = []
+    for r in results:
+        first = next(o for o in results if o.mode == r.mode and o.dtype == r.dtype)
+        fp32 = next((o for o in results if o.name == r.name and o.mode == r.mode
+                     and o.dtype == 'fp32'), None)
+        rows.append(dict(
+            subject=r.name, mode=r.mode, dtype=r.dtype, median_s=round(r.median, 4),
+            spread=round(r.spread, 3), images_per_s=round(batch / r.median, 3),
+            speedup_of_first=round(r.median / first.median, 3),
+            speedup_vs_fp32=round(fp32.median / r.median, 3) if fp32 else None,
+            peak_mem_mb=None if r.peak_mem_mb is None else round(r.peak_mem_mb, 1),
+            repeats=len(r.times_s)))
+    return rows
+
+
+def markdown(rows: list[dict], first: str) -> str:
+    lines = [f'| subject | mode | dtype | median (s) | ± | img/s | {first} speed-up | '
+             'vs fp32 | peak mem (MB) |', '|---|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        mem = '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.0f}"
+        vs32 = '-' if r['speedup_vs_fp32'] is None else f"{r['speedup_vs_fp32']:.2f}x"
+        lines.append(f"| {r['subject']} | {r['mode']} | {r['dtype']} | {r['median_s']:.3f} | "
+                     f"{100 * r['spread']:.0f}% | {r['images_per_s']:.2f} | "
+                     f"{r['speedup_of_first']:.2f}x | {vs32} | {mem} |")
+    return '\n'.join(lines)

@@ -1,0 +1,37 @@
+"""docs/architecture.md's module map names every module and tool, and only files that exist."""
+from __future__ import annotations
+
+import re
+
+from .tools_helpers import REPO
+
+MAP = (REPO / 'docs' / 'architecture.md').read_text()
+
+
+def mapped_files() -> set[str]:
+    """Paths the map's rows name: a row's first cell names paths (bare names beside a path are
+    its siblings); a folder's row names that folder's files in its description."""
+    named = set()
+    for row in re.findall(r'^\| `.*$', MAP, flags=re.M):
+        path_cell, description = row.split('|')[1:3]
+        paths = re.findall(r'`([^`]+)`', path_cell)
+        folder = paths[0] if paths[0].endswith('/') else paths[0].rpartition('/')[0] + '/'
+        named |= {p if p.startswith(('mambaout_mm/', 'tools/', 'configs/')) else folder + p
+                  for p in paths}
+        if paths[0].endswith('/'):
+            named |= {paths[0] + n for n in re.findall(r'`([\w.]+\.(?:py|sh))`', description)}
+    return {p for p in named if p.startswith(('mambaout_mm/', 'tools/'))
+            and not p.endswith('/')}
+
+
+def project_files() -> set[str]:
+    modules = {p for p in REPO.glob('mambaout_mm/**/*.py') if '.mim' not in p.parts}
+    return {str(p.relative_to(REPO)) for p in modules | set(REPO.glob('tools/*'))}
+
+
+def test_every_module_and_tool_is_in_the_map():
+    assert sorted(project_files() - mapped_files()) == []
+
+
+def test_the_map_names_only_files_that_exist():
+    assert sorted(p for p in mapped_files() if not (REPO / p).exists()) == []
