@@ -2,6 +2,14 @@
 
     python tools/export_onnx.py CONFIG [CHECKPOINT] --out FILE.onnx [--part backbone|model]
                                 [--shape H W] [--batch N] [--dynamic] [--tolerance T]
+    python tools/export_onnx.py CONFIG [CHECKPOINT] --part end2end --out FOLDER
+                                [--check-images IMG|DIR ...] [--score-thr 0.3]
+
+``--part end2end``: the whole Mask R-CNN (image -> boxes, scores, labels, masks) or UperNet
+(image -> label map) as a folder that ``tools/deploy.py`` runs without torch (graphs and a
+manifest: see mambaout_mm/end2end.py), checked on images (default: four generated shapes images)
+against mmdet's or mmseg's own inference; exit 1 when they differ beyond the tolerances of
+mambaout_mm/deploy_check.py, printing what differs.
 
 ``--part model``: a segmentor end to end (image -> per-pixel logits) or a two-stage detector's
 dense part (image -> FPN maps, RPN objectness and box deltas); ``backbone``: the four stage maps.
@@ -31,8 +39,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('config')
     parser.add_argument('checkpoint', nargs='?', help='trained weights (path or URL); without '
                         'it the config\'s initial weights, for checking the export alone')
-    parser.add_argument('--out', required=True, help='the .onnx file to write')
-    parser.add_argument('--part', choices=PARTS, default='model')
+    parser.add_argument('--out', required=True,
+                        help='the .onnx file to write (--part end2end: a folder)')
+    parser.add_argument('--part', choices=(*PARTS, 'end2end'), default='model')
+    parser.add_argument('--check-images', nargs='+', metavar='IMG|DIR',
+                        help='end2end: images to compare on (default: generated shapes images)')
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='end2end: detections compared from this score up')
     parser.add_argument('--shape', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)
     parser.add_argument('--dynamic', action='store_true', help='free batch, height and width')
@@ -55,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         else:  # the config's own initialisation (e.g. ImageNet weights for the backbone)
             check_pretrained_weights(cfg)
             model.init_weights()
+        if args.part == 'end2end':
+            return end2end(model, cfg, args)
         module = network(model, args.part)
         shape = (args.batch, 3, *args.shape)
         export(module, shape, args.out, dynamic=args.dynamic)
@@ -74,6 +89,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f'error: relative error {worst:.2e} exceeds --tolerance {args.tolerance:.0e}',
               file=sys.stderr)
         return 1
+    return 0
+
+
+def end2end(model, cfg, args: argparse.Namespace) -> int:
+    """Export the deployable folder, then compare it with the toolbox on images."""
+    from mambaout_mm.config import toolbox
+    from mambaout_mm.deploy_check import check_deployed
+    from mambaout_mm.end2end import export_end2end
+    manifest = export_end2end(model, cfg, args.out, tuple(args.shape),
+                              dict(config=args.config, checkpoint=args.checkpoint))
+    print(f"wrote {args.out}: {', '.join(manifest['graphs'].values())} and manifest.json "
+          f"({manifest['task']}, {len(manifest['classes'])} classes)")
+    checks = check_deployed(model, cfg, args.out, args.check_images, threshold=args.score_thr)
+    problems = [p for c in checks for p in c.problems]
+    for c in checks:
+        print(f'{c.image}: {c.compared} compared, ' + ', '.join(
+            f'{k} {v:.3g}' for k, v in c.worst.items()))
+    for p in problems:
+        print(f'differs: {p}', file=sys.stderr)
+    if problems:
+        print(f'error: the deployed model differs from {toolbox(cfg)} on '
+              f'{len(problems)} count(s)', file=sys.stderr)
+        return 1
+    print(f'deployed model agrees with {toolbox(cfg)} on {len(checks)} images')
     return 0
 
 

@@ -1,0 +1,118 @@
+"""The end-to-end export's check: the deployed folder, run by :mod:`mambaout_runtime`, against
+mmdet's and mmseg's own inference of the same model on the same images.
+
+Detections above a score threshold must match one to one: the same label, boxes within 1 px,
+scores within 1e-3, mask IoU >= 0.95 (a detection whose score is within the score tolerance of
+the threshold may be missing on either side); label maps must agree on >= 99.9% of pixels."""
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+BOX_PX, SCORE, MASK_IOU, PIXELS = 1.0, 1e-3, 0.95, 0.999
+
+
+@dataclass
+class ImageCheck:
+    image: str
+    compared: int = 0               # detections matched, or pixels
+    worst: dict = field(default_factory=dict)  # largest box/score error, smallest IoU/agreement
+    problems: list[str] = field(default_factory=list)
+
+
+def check_images(paths: list[str] | None, workdir: str) -> list[str]:
+    """The images given (files or folders), or four generated shapes images."""
+    if paths:
+        found = []
+        for p in paths:
+            found += sorted(glob.glob(os.path.join(p, '*.jpg')) + glob.glob(
+                os.path.join(p, '*.png'))) if os.path.isdir(p) else [p]
+        return found
+    from .datasets import make_coco_shapes
+    make_coco_shapes(workdir, num_train=1, num_val=4, image_size=(240, 320), seed=1)
+    return sorted(glob.glob(os.path.join(workdir, 'val2017', '*.jpg')))
+
+
+def reference_predictions(model: nn.Module, cfg, paths: list[str]) -> list:
+    """mmdet's or mmseg's predictions (data samples) with the config's test pipeline."""
+    from mmengine.dataset import Compose, pseudo_collate
+
+    from .config import toolbox_registry
+    toolbox_registry(cfg, 'TRANSFORMS')  # the toolbox's transforms as the default scope
+    pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline
+                        if t['type'] != 'LoadAnnotations'])
+    model.eval()
+    with torch.no_grad():
+        return [model.test_step(pseudo_collate([pipeline(dict(img_path=p, img_id=i))]))[0]
+                for i, p in enumerate(paths)]
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def compare_detections(reference, ours, threshold: float, image: str) -> ImageCheck:
+    ref = reference.pred_instances
+    keep = (ref.scores >= threshold).numpy()
+    r_boxes, r_scores = ref.bboxes.numpy()[keep], ref.scores.numpy()[keep]
+    r_labels, r_masks = ref.labels.numpy()[keep], ref.masks.numpy()[keep]
+    ours = ours.above(threshold)
+    result = ImageCheck(image, worst=dict(box_px=0.0, score=0.0, mask_iou=1.0))
+    unmatched = set(range(len(ours.scores)))
+    for i in range(len(r_scores)):
+        candidates = [j for j in unmatched if ours.labels[j] == r_labels[i]]
+        if not candidates:
+            if r_scores[i] > threshold + SCORE:
+                result.problems.append(f'{image}: mmdet detection {i} ({r_labels[i]}, score '
+                                       f'{r_scores[i]:.4f}) has no match')
+            continue
+        j = min(candidates, key=lambda j: np.abs(ours.boxes[j] - r_boxes[i]).max())
+        unmatched.discard(j)
+        box, score = np.abs(ours.boxes[j] - r_boxes[i]).max(), abs(ours.scores[j] - r_scores[i])
+        iou = mask_iou(ours.masks[j], r_masks[i])
+        w = result.worst
+        w.update(box_px=max(w['box_px'], float(box)), score=max(w['score'], float(score)),
+                 mask_iou=min(w['mask_iou'], iou))
+        result.compared += 1
+        if box > BOX_PX or score > SCORE or iou < MASK_IOU:
+            result.problems.append(f'{image}: detection {i} (label {r_labels[i]}): box off by '
+                                   f'{box:.2f} px, score by {score:.1e}, mask IoU {iou:.3f}')
+    for j in unmatched:
+        if ours.scores[j] > threshold + SCORE:
+            result.problems.append(f'{image}: deployed detection ({ours.labels[j]}, score '
+                                   f'{ours.scores[j]:.4f}) not in mmdet\'s')
+    return result
+
+
+def compare_label_maps(reference, ours: np.ndarray, image: str) -> ImageCheck:
+    ref = reference.pred_sem_seg.data[0].numpy()
+    agree = float((ref == ours).mean()) if ref.shape == ours.shape else 0.0
+    result = ImageCheck(image, compared=ref.size, worst=dict(pixels_equal=agree))
+    if agree < PIXELS:
+        result.problems.append(f'{image}: label maps agree on {100 * agree:.3f}% of pixels '
+                               f'(shapes {ref.shape} and {ours.shape})')
+    return result
+
+
+def check_deployed(model: nn.Module, cfg, folder: str, images: list[str] | None = None,
+                   backend: str = 'onnxruntime', threshold: float = 0.3) -> list[ImageCheck]:
+    """Each image's comparison of the deployed folder with the toolbox's own inference."""
+    from mambaout_runtime import load
+    deployed = load(folder, backend)
+    with tempfile.TemporaryDirectory() as workdir:
+        paths = check_images(images, workdir)
+        if not paths:
+            raise FileNotFoundError(f'No .jpg or .png images in {images}.')
+        references = reference_predictions(model, cfg, paths)
+        if hasattr(references[0], 'pred_sem_seg'):
+            return [compare_label_maps(r, deployed(p), os.path.basename(p))
+                    for r, p in zip(references, paths)]
+        return [compare_detections(r, deployed(p), threshold, os.path.basename(p))
+                for r, p in zip(references, paths)]
