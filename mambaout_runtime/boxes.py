@@ -66,12 +66,23 @@ def batched_nms(boxes: np.ndarray, scores: np.ndarray, groups: np.ndarray,
 def paste_masks(probs: np.ndarray, boxes: np.ndarray, height: int, width: int,
                 threshold: float) -> np.ndarray:
     """(N, M, M) mask probabilities in ``boxes`` -> (N, H, W) bool masks, as mmdet's
-    ``_do_paste_mask`` (``grid_sample``, bilinear, zeros outside, ``align_corners=False``)."""
+    ``_do_paste_mask`` on a CPU (``grid_sample``, bilinear, zeros outside,
+    ``align_corners=False``, over the region all boxes span). A box of zero width or height
+    samples its mask's middle across that whole region, as there."""
     masks = np.zeros((len(probs), height, width), bool)
+    if len(probs) == 0:
+        return masks
     size = probs.shape[-1]
+    region_x = (max(int(np.floor(boxes[:, 0].min())) - 1, 0),
+                min(int(np.ceil(boxes[:, 2].max())) + 1, width))
+    region_y = (max(int(np.floor(boxes[:, 1].min())) - 1, 0),
+                min(int(np.ceil(boxes[:, 3].max())) + 1, height))
     for k, (prob, (x0, y0, x1, y1)) in enumerate(zip(probs, boxes)):
-        xa, xb = max(int(np.floor(x0)) - 1, 0), min(int(np.ceil(x1)) + 1, width)
-        ya, yb = max(int(np.floor(y0)) - 1, 0), min(int(np.ceil(y1)) + 1, height)
+        # outside the box and a pixel around it every weight is zero
+        xa, xb = region_x if x1 == x0 else (max(int(np.floor(x0)) - 1, region_x[0]),
+                                             min(int(np.ceil(x1)) + 1, region_x[1]))
+        ya, yb = region_y if y1 == y0 else (max(int(np.floor(y0)) - 1, region_y[0]),
+                                             min(int(np.ceil(y1)) + 1, region_y[1]))
         if xa >= xb or ya >= yb:
             continue
         wy = _bilinear_weights(np.arange(ya, yb, dtype=F32), y0, y1, size)
@@ -82,11 +93,13 @@ def paste_masks(probs: np.ndarray, boxes: np.ndarray, height: int, width: int,
 
 def _bilinear_weights(pixels: np.ndarray, lo: float, hi: float, size: int) -> np.ndarray:
     """(len(pixels), size) weights of ``grid_sample`` at the pixels' centres along one axis."""
-    g = (pixels + F32(0.5) - F32(lo)) / (F32(hi) - F32(lo)) * F32(2) - F32(1)
-    g[~np.isfinite(g)] = 0  # a box of zero width, as mmdet
+    with np.errstate(divide='ignore', invalid='ignore'):
+        g = (pixels + F32(0.5) - F32(lo)) / (F32(hi) - F32(lo)) * F32(2) - F32(1)
+    g[np.isinf(g)] = 0  # a box of zero width, as mmdet
     u = ((g + F32(1)) * F32(size) - F32(1)) / F32(2)
-    i0 = np.floor(u).astype(np.int64)
+    i0 = np.floor(u)
     frac = u - i0
+    i0 = np.nan_to_num(i0, nan=-2).astype(np.int64)  # NaN (0 / 0) samples nothing
     weights = np.zeros((len(pixels), size), F32)
     rows = np.arange(len(pixels))
     for index, w in ((i0, F32(1) - frac), (i0 + 1, frac)):

@@ -1,0 +1,186 @@
+"""--part end2end: femto Mask R-CNN and UperNet exported whole, checked against mmdet's and mmseg's
+own inference on images; the torch-free runtime on the exported folders; the post-processing
+steps against mmcv's and mmdet's own functions."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mambaout_mm.onnx_export import dynamo_exporter
+from mambaout_runtime import boxes as B
+
+from .tools_helpers import REPO, config, run_tool, tool
+
+DET = config('mask_rcnn/mambaout_femto_shapes.py')
+SEG = config('upernet/mambaout_femto_shapes.py')
+exporter = pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo exporter (torch '
+                              '>= 2.6)')
+
+
+def export(cfg: str, out, *extra: str) -> subprocess.CompletedProcess:
+    return run_tool(tool('export_onnx.py'), cfg, '--part', 'end2end', '--out', str(out),
+                    '--shape', '128', '160', *extra, check=False)
+
+
+@pytest.fixture(scope='module')
+def deployed(tmp_path_factory):
+    """Both femto models exported (random weights, low score threshold so detections exist)."""
+    if not dynamo_exporter():
+        pytest.skip('needs the dynamo exporter (torch >= 2.6)')
+    root = tmp_path_factory.mktemp('deployed')
+    procs = {'det': export(DET, root / 'det', '--score-thr', '0.05'),
+             'seg': export(SEG, root / 'seg')}
+    return root, procs
+
+
+def test_mask_rcnn_exports_whole_and_agrees_with_mmdet_on_images(deployed):
+    root, procs = deployed
+    proc = procs['det']
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'deployed model agrees with mmdet on 4 images' in proc.stdout
+    compared = [int(n) for n in
+                __import__('re').findall(r'jpg: (\d+) compared', proc.stdout)]
+    assert len(compared) == 4 and min(compared) > 0  # detections were there to compare
+    manifest = json.loads((root / 'det' / 'manifest.json').read_text())
+    assert manifest['task'] == 'detection' and manifest['classes'][0] == 'circle'
+
+
+def test_upernet_exports_whole_and_agrees_with_mmseg_on_images(deployed):
+    root, procs = deployed
+    assert procs['seg'].returncode == 0, procs['seg'].stderr[-3000:]
+    assert 'deployed model agrees with mmseg on 4 images' in procs['seg'].stdout
+
+
+@exporter
+def test_the_check_fails_when_the_deployed_model_differs(tmp_path):
+    """A manifest whose normalisation is off by a little: the command's check says so."""
+    from mambaout_mm.config import build_model, load_config
+    from mambaout_mm.deploy_check import check_deployed
+    from mambaout_mm.end2end import export_end2end
+    cfg = load_config(DET)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.init_weights()
+    export_end2end(model, cfg, str(tmp_path), (128, 160), {})
+    assert not [p for c in check_deployed(model, cfg, str(tmp_path), threshold=0.05)
+                for p in c.problems]
+    manifest = json.loads((tmp_path / 'manifest.json').read_text())
+    manifest['preprocess']['mean'] = [m + 8 for m in manifest['preprocess']['mean']]
+    (tmp_path / 'manifest.json').write_text(json.dumps(manifest))
+    problems = [p for c in check_deployed(model, cfg, str(tmp_path), threshold=0.05)
+                for p in c.problems]
+    assert problems and any('box off by' in p or 'no match' in p or 'not in mmdet' in p
+                            for p in problems)
+
+
+def test_cascade_mask_rcnn_is_refused_by_name(tmp_path):
+    proc = run_tool(tool('export_onnx.py'), config('cascade_mask_rcnn/mambaout_tiny_3x_ms.py'),
+                    '--part', 'end2end', '--out', str(tmp_path / 'c'), '--cfg-options',
+                    'model.backbone.arch=femto', 'model.backbone.init_cfg=None', check=False)
+    if not dynamo_exporter():
+        assert proc.returncode == 2 and 'torch >= 2.6' in proc.stderr
+        return
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert 'Cascade Mask R-CNN is not supported end to end' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+
+
+#: imports that fail in the runtime's process, as on a machine without the training stack
+BLOCK_TRAINING_STACK = '''
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'torchvision', 'mmcv', 'mmdet', 'mmseg', 'mmengine',
+                                  'mambaout_mm'):
+            raise ImportError(f'{name} is not installed here')
+sys.meta_path.insert(0, Block())
+from mambaout_runtime.cli import main
+code = main(sys.argv[1:])
+assert not {'torch', 'mmcv', 'mmdet'} & set(sys.modules)
+sys.exit(code)
+'''
+
+
+def run_runtime(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-c', BLOCK_TRAINING_STACK, *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_runtime_runs_where_torch_cannot_be_imported(deployed, tmp_path):
+    from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
+    root, procs = deployed
+    assert procs['det'].returncode == 0 and procs['seg'].returncode == 0
+    coco = make_coco_shapes(tmp_path / 'coco', num_train=1, num_val=3)['root']
+    proc = run_runtime(str(root / 'det'), f'{coco}/val2017', '--out', str(tmp_path / 'det'),
+                       '--eval', f'{coco}/annotations/instances_val2017.json')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / 'det' / 'metrics.json').read_text())
+    assert metrics['images'] == 3 and 0 <= metrics['metrics']['segm_mAP'] <= 1
+    results = json.loads((tmp_path / 'det' / 'detections.json').read_text())
+    assert results and {'bbox', 'segmentation', 'score', 'category_id'} <= set(results[0])
+    assert len(list((tmp_path / 'det').glob('*_pred.jpg'))) == 3
+
+    ade = make_ade_shapes(tmp_path / 'ade', num_train=1, num_val=2)['root']
+    proc = run_runtime(str(root / 'seg'), f'{ade}/images/validation', '--out',
+                       str(tmp_path / 'seg'), '--eval', f'{ade}/annotations/validation')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 0 <= json.loads((tmp_path / 'seg' / 'metrics.json').read_text())['metrics'][
+        'mIoU'] <= 1
+    assert len(list((tmp_path / 'seg').glob('ADE_val_*[0-9].png'))) == 2
+
+
+def test_the_runtime_names_a_folder_that_is_not_a_deployed_model(tmp_path):
+    proc = run_runtime(str(tmp_path), str(tmp_path), '--out', str(tmp_path / 'o'))
+    assert proc.returncode == 1
+    assert 'has no manifest.json' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def random_boxes(n: int, seed: int, size: float = 200.) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, size, (n, 2))
+    return np.concatenate([xy, xy + rng.uniform(2, 60, (n, 2))], 1).astype(np.float32)
+
+
+def test_nms_keeps_what_mmcvs_batched_nms_keeps():
+    from mmcv.ops import batched_nms
+    boxes = random_boxes(600, 0)
+    scores = np.random.default_rng(1).random(600).astype(np.float32)
+    groups = np.random.default_rng(2).integers(0, 5, 600)
+    _, expected = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores),
+                              torch.from_numpy(groups), dict(type='nms', iou_threshold=0.5))
+    kept = B.batched_nms(boxes, scores, groups, 0.5)
+    np.testing.assert_array_equal(kept, expected.numpy())
+    np.testing.assert_array_equal(B.batched_nms(boxes, scores, groups, 0.5, 40), kept[:40])
+
+
+def test_box_decoding_and_anchors_are_mmdets():
+    from mmdet.models.task_modules import AnchorGenerator, DeltaXYWHBBoxCoder
+    gen = AnchorGenerator(strides=[8], ratios=[0.5, 1.0, 2.0], scales=[8])
+    expected = gen.grid_priors([(5, 7)], device='cpu')[0].numpy()
+    np.testing.assert_allclose(B.grid_anchors(gen.base_anchors[0].numpy(), 8, 5, 7), expected)
+    coder = DeltaXYWHBBoxCoder(target_means=[0.] * 4, target_stds=[0.1, 0.1, 0.2, 0.2])
+    priors = random_boxes(50, 3)
+    deltas = np.random.default_rng(4).normal(0, 2, (50, 4)).astype(np.float32)
+    want = coder.decode(torch.from_numpy(priors), torch.from_numpy(deltas),
+                        max_shape=(120, 150)).numpy()
+    got = B.decode(priors, deltas, [0.] * 4, [0.1, 0.1, 0.2, 0.2], (120, 150))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_pasted_masks_are_mmdets():
+    from mmdet.models.roi_heads.mask_heads.fcn_mask_head import _do_paste_mask
+    rng = np.random.default_rng(5)
+    probs = rng.random((6, 28, 28)).astype(np.float32)
+    boxes = random_boxes(6, 6, size=80)
+    boxes[0, 2] = boxes[0, 0]  # zero width
+    want, (ys, xs) = _do_paste_mask(torch.from_numpy(probs)[:, None], torch.from_numpy(boxes),
+                                    100, 120, skip_empty=True)
+    full = np.zeros((6, 100, 120), bool)
+    full[:, ys, xs] = want.numpy() >= 0.5
+    got = B.paste_masks(probs, boxes, 100, 120, 0.5)
+    assert (got != full).sum() <= 2  # float rounding at the threshold, at most a pixel or two

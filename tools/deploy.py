@@ -1,0 +1,14 @@
+"""Run a model exported with ``tools/export_onnx.py --part end2end`` on images, without torch,
+mmcv or mmdet: pictures, COCO-format detections or label maps, and ``--eval`` accuracy.
+
+    python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
+        [--precision fp32|bf16] [--threads N] [--score-thr 0.3] [--eval ANN.json|LABEL_DIR]
+
+The same as ``python -m mambaout_runtime``; see mambaout_runtime/cli.py.
+"""
+import sys
+
+from mambaout_runtime.cli import main
+
+if __name__ == '__main__':
+    sys.exit(main())
