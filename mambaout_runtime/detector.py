@@ -2,13 +2,12 @@
 the graphs do the networks, :mod:`.boxes` the data-dependent steps between them."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import boxes as B
-from .engines import Engine
+from .engines import load_graphs
 from .image import Prepared, prepare, read_image
 
 
@@ -41,8 +40,7 @@ class Detector:
                  threads: int | None = None, precision: str = 'fp32') -> None:
         self.manifest = manifest
         self.classes = manifest['classes']
-        self.graphs = {name: Engine(os.path.join(folder, file), backend, threads, precision)
-                       for name, file in manifest['graphs'].items()}
+        self.graphs = load_graphs(folder, manifest, backend, threads, precision)
 
     def __call__(self, image: str | np.ndarray) -> Detections:
         image = read_image(image) if isinstance(image, str) else image

@@ -1,5 +1,6 @@
-"""The backends that run a deployed graph: ONNX Runtime (fp32) and OpenVINO (fp32, bf16 where
-the CPU computes it natively), chosen in this one place."""
+"""The backends that run a deployed graph: ONNX Runtime (fp32) and OpenVINO (fp32; bf16 where
+the CPU computes it natively; int8 for the graphs :mod:`.quantize` made), chosen in this one
+place."""
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import os
 import numpy as np
 
 BACKENDS = ('onnxruntime', 'openvino')
-PRECISIONS = ('fp32', 'bf16')
+PRECISIONS = ('fp32', 'bf16', 'int8')
 
 
 class BackendError(RuntimeError):
@@ -45,7 +46,7 @@ class Engine:
     def _init_onnxruntime(self, path: str, threads: int | None, precision: str) -> None:
         if precision != 'fp32':
             raise BackendError("ONNX Runtime's CPU provider has no bf16 kernels for these "
-                               'graphs; use --backend openvino for bf16.')
+                               f'graphs; use --backend openvino for {precision}.')
         import onnxruntime as ort
         options = ort.SessionOptions()
         if threads:
@@ -60,6 +61,7 @@ class Engine:
         if precision == 'bf16' and not native_bf16(core):
             raise BackendError('This CPU has no native bf16 (AVX512-BF16 or AMX), so OpenVINO '
                                'would not run bf16 faster than fp32; use fp32.')
+        # int8: the quantised layers in int8, the rest in float32
         config = {'INFERENCE_PRECISION_HINT': 'bf16' if precision == 'bf16' else 'f32',
                   'PERFORMANCE_HINT': 'LATENCY'}
         if threads:
@@ -79,3 +81,14 @@ class Engine:
         if missing:
             raise ValueError(f'{self.name} needs the inputs {sorted(missing)}.')
         return self._run({k: feed[k] for k in self.inputs})
+
+
+def load_graphs(folder: str, manifest: dict, backend: str, threads: int | None,
+                precision: str) -> dict[str, Engine]:
+    """Every graph of a deployed folder; for int8 the quantised ones where they exist."""
+    int8 = manifest.get('int8', {}) if precision == 'int8' else {}
+    if precision == 'int8' and not int8:
+        raise BackendError(f'{folder} has no int8 graphs: make them with '
+                           'mambaout_runtime.quantize (tools/benchmark_deploy.py does).')
+    return {name: Engine(os.path.join(folder, int8.get(name, file)), backend, threads, precision)
+            for name, file in manifest['graphs'].items()}

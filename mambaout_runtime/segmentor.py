@@ -1,12 +1,10 @@
 """UperNet from image to label map, as mmseg's whole-image ``predict`` computes it."""
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 
-from .engines import Engine
+from .engines import load_graphs
 from .image import prepare, read_image
 
 
@@ -15,8 +13,7 @@ class Segmentor:
                  threads: int | None = None, precision: str = 'fp32') -> None:
         self.manifest = manifest
         self.classes = manifest['classes']
-        self.graph = Engine(os.path.join(folder, manifest['graphs']['segmentor']), backend,
-                            threads, precision)
+        self.graph = load_graphs(folder, manifest, backend, threads, precision)['segmentor']
 
     def __call__(self, image: str | np.ndarray) -> np.ndarray:
         """The label map (H, W, uint8 or int32 class indices) of the image as loaded."""

@@ -124,3 +124,23 @@ def test_an_installed_wheel_runs_the_tools_on_packaged_configs(environment, tmp_
     assert 'Could not download the checkpoint https://github.com/yuweihao' in proc.stderr
     assert 'data/coco/annotations/instances_train2017.json' in proc.stderr
     assert not list(tmp_path.glob('work_dirs/*/*.log.json'))
+
+
+def test_the_runtime_wheel_holds_the_runtime_alone_and_needs_no_torch(wheel, tmp_path):
+    source = wheel.parents[1] / 'source'
+    run(sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index',
+        '-q', '-w', tmp_path, source / 'runtime')
+    runtime = next(tmp_path.glob('mambaout_mm_runtime-*.whl'))
+    with zipfile.ZipFile(runtime) as archive:
+        names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith('.dist-info/METADATA')))
+    modules = {n for n in names if n.endswith('.py')}
+    assert modules == {f'mambaout_runtime/{p.name}' for p in (REPO / 'mambaout_runtime').glob(
+        '*.py')}
+    requires = re.findall(r'^Requires-Dist: (.+)$', metadata.decode(), flags=re.M)
+    required = {re.split(r'[<>=!~ ;\[]', r)[0].lower() for r in requires if 'extra ==' not in r}
+    assert {'numpy', 'onnxruntime'} <= required
+    assert not required & {'torch', 'mmcv', 'mmdet', 'mmsegmentation', 'mmengine'}
+    # the main wheel ships it too, for users of the whole toolbox
+    with zipfile.ZipFile(wheel) as archive:
+        assert 'mambaout_runtime/detector.py' in archive.namelist()

@@ -122,9 +122,9 @@ step "install mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, timm and test
 "${PIP[@]}" "mmdet==$MMDET_VERSION" "mmsegmentation==$MMSEG_VERSION" ftfy regex \
   "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest
 
-step "install the ONNX export tools where torch has the dynamo exporter (torch >= 2.6)"
+step "install the ONNX export and deployment tools where torch has the dynamo exporter (>= 2.6)"
 if "$PY" -c "import sys, torch; sys.exit(not hasattr(torch.export.Dim, 'AUTO'))" 2>/dev/null; then
-  "${PIP[@]}" onnx onnxscript onnxruntime
+  "${PIP[@]}" onnx onnxscript onnxruntime openvino nncf
 else
   echo "   skipped: torch $TORCH_FOUND exports ONNX through TorchScript only (tools/export_onnx.py needs 2.6)"
 fi

@@ -1,0 +1,116 @@
+"""``tools/deploy.py`` / ``python -m mambaout_runtime``: run a deployed model on images.
+
+    python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
+        [--precision fp32|bf16] [--threads N] [--score-thr 0.3] [--eval ANN.json|LABEL_DIR]
+
+Writes a picture per image, and ``detections.json`` (COCO results, with ``images.json`` naming
+the image and category ids) or a label-map PNG per image; ``--eval`` prints and writes
+``metrics.json``: COCO box/mask AP, or mIoU against label maps named like the images.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+import cv2
+
+from . import load
+from .engines import BACKENDS, PRECISIONS, BackendError
+from .evaluate import AnnotationError, CocoAnnotations, LabelMapScore
+from .image import ImageReadError, read_image
+from .manifest import ManifestError
+from .outputs import coco_results, draw_detections, draw_label_map
+
+KNOWN_ERRORS = (ManifestError, BackendError, ImageReadError, AnnotationError)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('model', help='the folder tools/export_onnx.py --part end2end wrote')
+    parser.add_argument('images', nargs='+', help='image files or folders of them')
+    parser.add_argument('--out', required=True, help='folder for pictures and results')
+    parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime')
+    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
+                        help='bf16: OpenVINO on CPUs with AVX512-BF16 or AMX')
+    parser.add_argument('--threads', type=int, help='default: the backend\'s (all cores)')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='drawn detections')
+    parser.add_argument('--eval', metavar='ANN.json|LABEL_DIR',
+                        help='COCO annotations (detection) or a label-map folder (segmentation)')
+    return parser.parse_args(argv)
+
+
+def image_paths(items: list[str]) -> list[str]:
+    paths = []
+    for item in items:
+        if os.path.isdir(item):
+            paths += sorted(p for ext in ('jpg', 'jpeg', 'png', 'bmp')
+                            for p in glob.glob(os.path.join(item, f'*.{ext}')))
+        else:
+            paths.append(item)
+    if not paths:
+        raise ImageReadError(f'No images in {items}.')
+    return paths
+
+
+def run(args: argparse.Namespace) -> dict:
+    model = load(args.model, args.backend, args.threads, args.precision)
+    os.makedirs(args.out, exist_ok=True)
+    detection = model.manifest['task'] == 'detection'
+    classes = model.classes
+    if detection:
+        coco = CocoAnnotations(args.eval, classes) if args.eval else None
+        category_ids = coco.category_ids if coco else list(range(1, len(classes) + 1))
+        results, images = [], []
+    else:
+        score = (LabelMapScore(args.eval, len(classes), model.manifest['reduce_zero_label'])
+                 if args.eval else None)
+    seconds = 0.0
+    paths = image_paths(args.images)
+    for index, path in enumerate(paths):
+        image = read_image(path)
+        start = time.perf_counter()
+        prediction = model(image)
+        seconds += time.perf_counter() - start
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if detection:
+            image_id = coco.image_id(path) if coco else index
+            images.append(dict(id=image_id, file_name=os.path.basename(path)))
+            results += coco_results(prediction, image_id, category_ids)
+            picture = draw_detections(image, prediction, classes, args.score_thr)
+        else:
+            cv2.imwrite(os.path.join(args.out, f'{stem}.png'), prediction)
+            if score:
+                score.add(path, prediction)
+            picture = draw_label_map(image, prediction, len(classes))
+        cv2.imwrite(os.path.join(args.out, f'{stem}_pred.jpg'), picture)
+    summary = dict(images=len(paths), backend=args.backend, precision=args.precision,
+                   seconds_per_image=round(seconds / len(paths), 4))
+    if detection:
+        with open(os.path.join(args.out, 'detections.json'), 'w') as f:
+            json.dump(results, f)
+        with open(os.path.join(args.out, 'images.json'), 'w') as f:
+            json.dump(dict(images=images, categories=[
+                dict(id=i, name=c) for i, c in zip(category_ids, classes)]), f, indent=1)
+        summary['detections'] = len(results)
+        if coco:
+            summary['metrics'] = coco.evaluate(results)
+    elif score:
+        summary['metrics'] = score.result()
+    with open(os.path.join(args.out, 'metrics.json' if args.eval else 'summary.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        summary = run(args)
+    except KNOWN_ERRORS as err:
+        print(f'error: {err}', file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,57 @@
+"""The test-time pre-processing of mmdet's and mmseg's configs, as they compute it: OpenCV's
+decoding and bilinear resize (mmcv's backend), mmcv's keep-ratio rule, then the data
+preprocessor's channel flip, normalisation and padding."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+class ImageReadError(OSError):
+    """An image file that OpenCV cannot read; the message names it."""
+
+
+def read_image(path: str) -> np.ndarray:
+    """BGR uint8 (H, W, 3), as mmcv's ``LoadImageFromFile`` loads it."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageReadError(f'Cannot read the image {path}: missing, or not an image OpenCV '
+                             'decodes.')
+    return image
+
+
+def rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple[int, int]:
+    """mmcv's ``rescale_size``: the largest size within ``scale``'s long and short edges."""
+    factor = min(max(scale) / max(height, width), min(scale) / min(height, width))
+    return int(width * float(factor) + 0.5), int(height * float(factor) + 0.5)
+
+
+@dataclass
+class Prepared:
+    """The network's input and where it came from."""
+    tensor: np.ndarray               # (1, 3, H_pad, W_pad) float32, normalised
+    image_shape: tuple[int, int]     # (h, w) after resizing, before padding
+    original_shape: tuple[int, int]  # (h, w) as loaded
+    scale_factor: tuple[float, float]  # (w, h) resized / original
+
+
+def prepare(image: np.ndarray, pre: dict) -> Prepared:
+    """Resize (``pre['scale']``, keep ratio or not), flip BGR to RGB, normalise, pad."""
+    h, w = image.shape[:2]
+    if pre['keep_ratio']:
+        size = rescale_size(w, h, tuple(pre['scale']))
+    else:
+        size = tuple(pre['scale'])
+    resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if size != (w, h) else image
+    x = resized.astype(np.float32)
+    if pre['to_rgb']:
+        x = x[..., ::-1]
+    x = (x - np.float32(pre['mean'])) / np.float32(pre['std'])
+    rh, rw = resized.shape[:2]
+    divisor = pre.get('pad_size_divisor') or 1
+    ph, pw = -(-rh // divisor) * divisor, -(-rw // divisor) * divisor
+    tensor = np.zeros((1, 3, ph, pw), np.float32)
+    tensor[0, :, :rh, :rw] = x.transpose(2, 0, 1)
+    return Prepared(tensor, (rh, rw), (h, w), (rw / w, rh / h))
