@@ -112,29 +112,17 @@ class RoIFeatures(nn.Module):
         return pooled
 
 
-class BoxHeadGraph(nn.Module):
-    """FPN maps and proposals (R, 4) -> class scores (R, K + 1) and box deltas (R, 4K)."""
+class RoIHeadGraph(nn.Module):
+    """FPN maps and boxes (R, 4) -> a RoI head's outputs: the box head's class scores (R, K + 1)
+    and deltas (R, 4K), or the mask head's logits (R, K, M, M)."""
 
-    def __init__(self, roi_head: nn.Module) -> None:
+    def __init__(self, extractor: nn.Module, head: nn.Module) -> None:
         super().__init__()
-        self.pool = RoIFeatures(roi_head.bbox_roi_extractor)
-        self.head = roi_head.bbox_head
+        self.pool = RoIFeatures(extractor)
+        self.head = head
 
     def forward(self, feature0: torch.Tensor, feature1: torch.Tensor, feature2: torch.Tensor,
-                feature3: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(self.pool((feature0, feature1, feature2, feature3), boxes))
-
-
-class MaskHeadGraph(nn.Module):
-    """FPN maps and detections (N, 4) -> mask logits (N, K, M, M)."""
-
-    def __init__(self, roi_head: nn.Module) -> None:
-        super().__init__()
-        self.pool = RoIFeatures(roi_head.mask_roi_extractor)
-        self.head = roi_head.mask_head
-
-    def forward(self, feature0: torch.Tensor, feature1: torch.Tensor, feature2: torch.Tensor,
-                feature3: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+                feature3: torch.Tensor, boxes: torch.Tensor):
         return self.head(self.pool((feature0, feature1, feature2, feature3), boxes))
 
 
@@ -248,8 +236,9 @@ def export_detector(model: nn.Module, cfg, folder: str, image: torch.Tensor,
                           [8., 8., 40., 72.]])
     feats = {f'feature{i}': f for i, f in enumerate(features[:roi_levels])}
     free = {name: (2, 3) for name in feats} | dict(boxes=(0,))
-    for name, graph in (('box_head', BoxHeadGraph(roi_head)),
-                        ('mask_head', MaskHeadGraph(roi_head))):
+    for name, graph in (
+            ('box_head', RoIHeadGraph(roi_head.bbox_roi_extractor, roi_head.bbox_head)),
+            ('mask_head', RoIHeadGraph(roi_head.mask_roi_extractor, roi_head.mask_head))):
         export_graph(graph, dict(feats, boxes=boxes), os.path.join(folder, f'{name}.onnx'), free)
     gen = rpn_head.prior_generator
     test_cfg = model.test_cfg

@@ -42,7 +42,7 @@ def test_mask_rcnn_exports_whole_and_agrees_with_mmdet_on_images(deployed):
     root, procs = deployed
     proc = procs['det']
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'deployed model agrees with mmdet on 4 images' in proc.stdout
+    assert 'deployed model agrees with mmdet on 4 images (' in proc.stdout
     compared = [int(n) for n in
                 __import__('re').findall(r'jpg: (\d+) compared', proc.stdout)]
     assert len(compared) == 4 and min(compared) > 0  # detections were there to compare
@@ -53,7 +53,7 @@ def test_mask_rcnn_exports_whole_and_agrees_with_mmdet_on_images(deployed):
 def test_upernet_exports_whole_and_agrees_with_mmseg_on_images(deployed):
     root, procs = deployed
     assert procs['seg'].returncode == 0, procs['seg'].stderr[-3000:]
-    assert 'deployed model agrees with mmseg on 4 images' in procs['seg'].stdout
+    assert 'deployed model agrees with mmseg on 4 images (' in procs['seg'].stdout
 
 
 @exporter

@@ -112,7 +112,11 @@ def end2end(model, cfg, args: argparse.Namespace) -> int:
         print(f'error: the deployed model differs from {toolbox(cfg)} on '
               f'{len(problems)} count(s)', file=sys.stderr)
         return 1
-    print(f'deployed model agrees with {toolbox(cfg)} on {len(checks)} images')
+    worst = {k: (min if k in ('mask_iou', 'pixels_equal') else max)(c.worst[k] for c in checks)
+             for k in checks[0].worst}
+    print(f'deployed model agrees with {toolbox(cfg)} on {len(checks)} images '
+          f'({sum(c.compared for c in checks)} compared; worst: ' +
+          ', '.join(f'{k} {v:.3g}' for k, v in worst.items()) + ')')
     return 0
 
 
