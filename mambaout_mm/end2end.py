@@ -83,10 +83,13 @@ class DenseGraph(nn.Module):
         return (*features, *scores, *deltas)
 
 
-class RoIFeatures(nn.Module):
-    """mmdet's ``SingleRoIExtractor``: each box pooled from the FPN level its size maps to."""
+class RoIHeadGraph(nn.Module):
+    """FPN maps and each level's boxes (the runtime maps every box to its level by mmdet's
+    ``SingleRoIExtractor`` rule) -> a RoI head's outputs, level by level: the box head's class
+    scores (R, K + 1) and deltas (R, 4K), or the mask head's logits (R, K, M, M). Pooling each
+    box from its level only: mmcv's adaptive sampling makes a large box at a fine level costly."""
 
-    def __init__(self, extractor: nn.Module) -> None:
+    def __init__(self, extractor: nn.Module, head: nn.Module) -> None:
         super().__init__()
         if len(extractor.featmap_strides) != 4:
             raise ExportError('End-to-end export pools RoIs from four FPN levels only.')
@@ -95,35 +98,18 @@ class RoIFeatures(nn.Module):
             raise ExportError('Only RoIAlign with aligned=True and average pooling exports.')
         self.output_size = layer.output_size
         self.sampling_ratio = int(layer.sampling_ratio)
-        self.strides = list(extractor.featmap_strides)
-        self.finest_scale = extractor.finest_scale
-
-    def forward(self, features: tuple[torch.Tensor, ...], boxes: torch.Tensor) -> torch.Tensor:
-        from torchvision.ops import roi_align
-        scale = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])).sqrt()
-        level = torch.floor(torch.log2(scale / self.finest_scale + 1e-6))
-        level = level.clamp(0, len(self.strides) - 1)[:, None, None, None]
-        rois = torch.cat([torch.zeros_like(boxes[:, :1]), boxes], 1)
-        pooled = None
-        for i, (feature, stride) in enumerate(zip(features, self.strides)):
-            out = roi_align(feature, rois, self.output_size, 1.0 / stride, self.sampling_ratio,
-                            aligned=True)
-            pooled = out if pooled is None else torch.where(level == i, out, pooled)
-        return pooled
-
-
-class RoIHeadGraph(nn.Module):
-    """FPN maps and boxes (R, 4) -> a RoI head's outputs: the box head's class scores (R, K + 1)
-    and deltas (R, 4K), or the mask head's logits (R, K, M, M)."""
-
-    def __init__(self, extractor: nn.Module, head: nn.Module) -> None:
-        super().__init__()
-        self.pool = RoIFeatures(extractor)
+        self.strides = [float(s) for s in extractor.featmap_strides]
         self.head = head
 
     def forward(self, feature0: torch.Tensor, feature1: torch.Tensor, feature2: torch.Tensor,
-                feature3: torch.Tensor, boxes: torch.Tensor):
-        return self.head(self.pool((feature0, feature1, feature2, feature3), boxes))
+                feature3: torch.Tensor, boxes0: torch.Tensor, boxes1: torch.Tensor,
+                boxes2: torch.Tensor, boxes3: torch.Tensor):
+        from torchvision.ops import roi_align
+        pooled = [roi_align(f, torch.cat([torch.zeros_like(b[:, :1]), b], 1), self.output_size,
+                            1.0 / stride, self.sampling_ratio, aligned=True)
+                  for f, b, stride in zip((feature0, feature1, feature2, feature3),
+                                          (boxes0, boxes1, boxes2, boxes3), self.strides)]
+        return self.head(torch.cat(pooled))
 
 
 def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], path: str,
@@ -232,19 +218,22 @@ def export_detector(model: nn.Module, cfg, folder: str, image: torch.Tensor,
     features = outputs[:len(outputs) - 2 * levels]
     roi_levels = len(roi_head.bbox_roi_extractor.featmap_strides)
     h, w = image.shape[2:]
-    boxes = torch.tensor([[0., 0., w / 2, h / 2], [w / 4, h / 4, w - 1., h - 1.],
-                          [8., 8., 40., 72.]])
+    # 2, 3, 4, 5 boxes: distinct sizes, so the exporter keeps the four counts apart and free
+    boxes = {f'boxes{i}': torch.tensor([[4. * j, 2. * j, w / (i + 1) - j, h / (i + 1)]
+                                        for j in range(i + 2)]) for i in range(roi_levels)}
     feats = {f'feature{i}': f for i, f in enumerate(features[:roi_levels])}
-    free = {name: (2, 3) for name in feats} | dict(boxes=(0,))
+    free = {name: (2, 3) for name in feats} | {name: (0,) for name in boxes}
     for name, graph in (
             ('box_head', RoIHeadGraph(roi_head.bbox_roi_extractor, roi_head.bbox_head)),
             ('mask_head', RoIHeadGraph(roi_head.mask_roi_extractor, roi_head.mask_head))):
-        export_graph(graph, dict(feats, boxes=boxes), os.path.join(folder, f'{name}.onnx'), free)
+        export_graph(graph, dict(feats, **boxes), os.path.join(folder, f'{name}.onnx'), free)
     gen = rpn_head.prior_generator
     test_cfg = model.test_cfg
     manifest.update(
         graphs=dict(dense='dense.onnx', box_head='box_head.onnx', mask_head='mask_head.onnx'),
         features=len(features), roi_levels=roi_levels,
+        finest_scale=dict(box_head=float(roi_head.bbox_roi_extractor.finest_scale),
+                          mask_head=float(roi_head.mask_roi_extractor.finest_scale)),
         rpn=dict(strides=[float(s[0]) for s in gen.strides],
                  base_anchors=[a.tolist() for a in gen.base_anchors],
                  nms_pre=int(test_cfg.rpn.nms_pre), max_per_img=int(test_cfg.rpn.max_per_img),

@@ -33,6 +33,13 @@ def decode(priors: np.ndarray, deltas: np.ndarray, means, stds, max_shape: tuple
     return boxes
 
 
+def roi_levels(boxes: np.ndarray, finest_scale: float, levels: int) -> np.ndarray:
+    """mmdet's ``SingleRoIExtractor.map_roi_levels``: the FPN level each box is pooled from."""
+    scale = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+    return np.clip(np.floor(np.log2(scale / F32(finest_scale) + F32(1e-6))), 0,
+                   levels - 1).astype(np.int64)
+
+
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float,
         max_keep: int | None = None) -> np.ndarray:
     """Greedy NMS as mmcv's CPU op: indices by descending score, suppressing IoU > threshold;

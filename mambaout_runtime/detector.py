@@ -26,6 +26,10 @@ class Detections:
                           self.masks[keep])
 
 
+#: the box a level without boxes is given (its outputs are dropped)
+PLACEHOLDER = np.array([[0., 0., 1., 1.]], np.float32)
+
+
 def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-x))
 
@@ -85,13 +89,26 @@ class Detector:
             return boxes
         return boxes[B.batched_nms(boxes, s, ids, rpn['iou_threshold'], rpn['max_per_img'])]
 
+    def roi_head(self, name: str, feeds: dict, boxes: np.ndarray) -> list[np.ndarray]:
+        """A RoI head graph's outputs for ``boxes``, in their order: the boxes go to the graph
+        grouped by FPN level (a level with none gets one placeholder box, dropped after)."""
+        levels = B.roi_levels(boxes, self.manifest['finest_scale'][name], len(feeds))
+        groups, rows = {}, []
+        for level in range(len(feeds)):
+            index = np.flatnonzero(levels == level)
+            groups[f'boxes{level}'] = boxes[index] if len(index) else PLACEHOLDER
+            rows.append(index if len(index) else np.array([-1]))
+        rows = np.concatenate(rows)
+        order = np.argsort(rows, kind='stable')[np.sum(rows < 0):]  # placeholders sort first
+        return [out[order] for out in self.graphs[name](**feeds, **groups)]
+
     def detect(self, feeds: dict, proposals: np.ndarray, image_shape: tuple[int, int]):
         """mmdet's ``BBoxHead`` prediction with ``multiclass_nms``, in the network's input
         coordinates (as mmdet keeps them for the mask head)."""
         rcnn = self.manifest['rcnn']
         if len(proposals) == 0:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-        cls_score, deltas = self.graphs['box_head'](**feeds, boxes=proposals)
+        cls_score, deltas = self.roi_head('box_head', feeds, proposals)
         scores = softmax(cls_score)[:, :-1]
         k = scores.shape[1]
         boxes = B.decode(np.repeat(proposals, k, axis=0), deltas.reshape(-1, 4), rcnn['means'],
@@ -110,7 +127,7 @@ class Detector:
         h, w = x.original_shape
         if len(boxes) == 0:
             return Detections(boxes, scores, labels, np.zeros((0, h, w), bool))
-        logits = self.graphs['mask_head'](**feeds, boxes=boxes)[0]
+        logits = self.roi_head('mask_head', feeds, boxes)[0]
         probs = sigmoid(logits[np.arange(len(labels)), labels])
         sw, sh = x.scale_factor
         boxes = boxes / np.asarray([sw, sh, sw, sh], np.float32)
