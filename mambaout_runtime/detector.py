@@ -31,7 +31,8 @@ PLACEHOLDER = np.array([[0., 0., 1., 1.]], np.float32)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-x))
+    with np.errstate(over='ignore'):  # exp(-x) -> inf for very negative x gives 0, as it should
+        return 1 / (1 + np.exp(-x))
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
