@@ -1,9 +1,11 @@
 """``tools/deploy.py`` / ``python -m mambaout_runtime``: run a deployed model on images.
 
     python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
-        [--precision fp32|bf16] [--threads N] [--score-thr 0.3] [--eval ANN.json|LABEL_DIR]
+        [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr 0.3]
+        [--eval ANN.json|LABEL_DIR]
 
-Writes a picture per image, and ``detections.json`` (COCO results, with ``images.json`` naming
+``--calibrate DIR`` first quantises the folder for ``--precision int8`` (NNCF, on the images
+in DIR: training images; :mod:`.quantize`). Writes a picture per image, and ``detections.json`` (COCO results, with ``images.json`` naming
 the image and category ids) or a label-map PNG per image; ``--eval`` prints and writes
 ``metrics.json``: COCO box/mask AP, or mIoU against label maps named like the images.
 """
@@ -36,6 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime')
     parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
                         help='bf16: OpenVINO on CPUs with AVX512-BF16 or AMX')
+    parser.add_argument('--calibrate', metavar='DIR',
+                        help='int8: quantise the model first, calibrated on these images '
+                             '(needs openvino and nncf)')
     parser.add_argument('--threads', type=int, help='default: the backend\'s (all cores)')
     parser.add_argument('--score-thr', type=float, default=0.3, help='drawn detections')
     parser.add_argument('--eval', metavar='ANN.json|LABEL_DIR',
@@ -57,6 +62,9 @@ def image_paths(items: list[str]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    if args.calibrate:
+        from .quantize import quantize
+        quantize(args.model, image_paths([args.calibrate]))
     model = load(args.model, args.backend, args.threads, args.precision)
     os.makedirs(args.out, exist_ok=True)
     detection = model.manifest['task'] == 'detection'

@@ -88,7 +88,7 @@ def load_graphs(folder: str, manifest: dict, backend: str, threads: int | None,
     """Every graph of a deployed folder; for int8 the quantised ones where they exist."""
     int8 = manifest.get('int8', {}) if precision == 'int8' else {}
     if precision == 'int8' and not int8:
-        raise BackendError(f'{folder} has no int8 graphs: make them with '
-                           'mambaout_runtime.quantize (tools/benchmark_deploy.py does).')
+        raise BackendError(f'{folder} has no int8 graphs: make them with tools/deploy.py '
+                           '--calibrate TRAIN_IMAGES (mambaout_runtime.quantize).')
     return {name: Engine(os.path.join(folder, int8.get(name, file)), backend, threads, precision)
             for name, file in manifest['graphs'].items()}

@@ -6,11 +6,13 @@ and activations (mixed preset: symmetric weights, asymmetric activations) calibr
 training images pre-processed as at test time. What stays in float: the detector's box and mask
 heads (a few percent of the FLOPs, and the boxes' and masks' precision), and every
 normalisation, activation and softmax. The result is ``NAME.int8.xml`` (OpenVINO IR) beside the ONNX graph,
-named in the manifest's ``int8`` entry; ``--precision int8`` runs it."""
+named in the manifest's ``int8`` entry; ``tools/deploy.py --calibrate DIR --precision int8``
+makes and runs it."""
 from __future__ import annotations
 
 import os
 
+from .engines import BackendError
 from .image import prepare, read_image
 from .manifest import read_manifest, write_manifest
 
@@ -19,8 +21,12 @@ QUANTISED = {'detection': 'dense', 'segmentation': 'segmentor'}
 
 def quantize(folder: str, images: list[str], subset: int = 64) -> str:
     """Calibrate on up to ``subset`` of ``images``; the int8 IR's path."""
-    import nncf
-    import openvino as ov
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError as err:
+        raise BackendError('int8 quantisation needs OpenVINO and NNCF: pip install openvino '
+                           'nncf') from err
     manifest = read_manifest(folder)
     name = QUANTISED[manifest['task']]
     model = ov.Core().read_model(os.path.join(folder, manifest['graphs'][name]))
