@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     MMLogger.get_instance('export_onnx', log_level='WARNING')  # not a line per initialised weight
     try:
         cfg = load_config(args.config, args.cfg_options)
+        import torch
+        torch.manual_seed(0)  # without a checkpoint: the same random weights on every run
         model = build_model(cfg)
         if args.checkpoint:
             from mmengine.runner import load_checkpoint
