@@ -75,8 +75,9 @@ def check_choice(choice: str) -> str:
 
 
 def select(choice: str, y: torch.Tensor) -> str:
-    """The implementation that computes the mixer and convs on ``y``: ``choice``, or for ``'auto'`` the
-    first of ``AUTO_ORDER`` that runs on ``y``'s device and dtype in the current tracing state."""
+    """The implementation that computes the mixer and convs on ``y``: ``choice``, or for
+    ``'auto'`` the first of ``AUTO_ORDER`` that runs on ``y``'s device and dtype in the current
+    tracing state."""
     if choice == 'auto':
         return next(name for name in AUTO_ORDER if BACKENDS[name].runs_on(y))
     if not BACKENDS[choice].runs_on(y):

@@ -5,8 +5,9 @@
         [--eval ANN.json|LABEL_DIR]
 
 ``--calibrate DIR`` first quantises the folder for ``--precision int8`` (NNCF, on the images
-in DIR: training images; :mod:`.quantize`). Writes a picture per image, and ``detections.json`` (COCO results, with ``images.json`` naming
-the image and category ids) or a label-map PNG per image; ``--eval`` prints and writes
+in DIR: training images; :mod:`.quantize`). Writes a picture per image, and
+``detections.json`` (COCO results, with ``images.json`` naming the image and category ids) or a
+label-map PNG per image; ``--eval`` prints and writes
 ``metrics.json``: COCO box/mask AP, or mIoU against label maps named like the images.
 """
 from __future__ import annotations

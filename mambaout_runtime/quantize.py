@@ -5,9 +5,9 @@ FPN and RPN; the segmentor's one graph), its convolutions and matrix products wi
 and activations (mixed preset: symmetric weights, asymmetric activations) calibrated on
 training images pre-processed as at test time. What stays in float: the detector's box and mask
 heads (a few percent of the FLOPs, and the boxes' and masks' precision), and every
-normalisation, activation and softmax. The result is ``NAME.int8.xml`` (OpenVINO IR) beside the ONNX graph,
-named in the manifest's ``int8`` entry; ``tools/deploy.py --calibrate DIR --precision int8``
-makes and runs it."""
+normalisation, activation and softmax. The result is ``NAME.int8.xml`` (OpenVINO IR) beside the
+ONNX graph, named in the manifest's ``int8`` entry; ``tools/deploy.py --calibrate DIR
+--precision int8`` makes and runs it."""
 from __future__ import annotations
 
 import os

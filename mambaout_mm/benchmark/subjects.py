@@ -122,9 +122,12 @@ CONFIG_RUNTIMES = ('network', 'onnxruntime')
 
 
 def split_config(name: str) -> tuple[str, str | None]:
-    """``(config, runtime)`` of a subject name; runtime ``None`` for the model as mmengine runs it."""
+    """``(config, runtime)`` of a subject name; runtime ``None`` for the model as mmengine
+    runs it."""
     head, sep, tail = name.rpartition(':')
-    return (head, tail) if sep and tail in CONFIG_RUNTIMES and head.endswith('.py') else (name, None)
+    if sep and tail in CONFIG_RUNTIMES and head.endswith('.py'):
+        return head, tail
+    return name, None
 
 
 def is_config(name: str) -> bool:

@@ -1,4 +1,5 @@
-"""A config's detector or segmentor fed seeded synthetic annotated images (benchmark, FP16 tools)."""
+"""A config's detector or segmentor fed seeded synthetic annotated images (for the benchmark and
+the FP16 tools)."""
 from __future__ import annotations
 
 import torch
