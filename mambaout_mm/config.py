@@ -91,6 +91,22 @@ def build_model(cfg: Config) -> torch.nn.Module:
     return toolbox_registry(cfg, 'MODELS').build(cfg.model)
 
 
+def build_model_with_weights(cfg: Config, checkpoint: str | None) -> torch.nn.Module:
+    """The model with ``checkpoint``'s weights (a path or URL, loaded strictly), or without one
+    the config's own initialisation, seeded: the same random weights on every run."""
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    if checkpoint:
+        from mmengine.runner import load_checkpoint
+
+        from .checkpoint import local_checkpoint
+        load_checkpoint(model, local_checkpoint(checkpoint, must_exist=True),
+                        map_location='cpu', strict=True)
+    else:
+        model.init_weights()
+    return model
+
+
 def add_hook(cfg: Config, hook_type: str) -> None:
     """Add ``dict(type=hook_type)`` to ``cfg.custom_hooks`` unless the config has one."""
     hooks = list(cfg.get('custom_hooks', []))

@@ -6,7 +6,6 @@ scores within 1e-3, mask IoU >= 0.95 (a detection whose score is within the scor
 the threshold may be missing on either side); label maps must agree on >= 99.9% of pixels."""
 from __future__ import annotations
 
-import glob
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -27,30 +26,43 @@ class ImageCheck:
 
 
 def check_images(paths: list[str] | None, workdir: str) -> list[str]:
-    """The images given (files or folders), or four generated shapes images."""
+    """The images given (files or folders; an error when there are none), or four generated
+    shapes images."""
+    from mambaout_runtime.image import image_paths, images_in
     if paths:
-        found = []
-        for p in paths:
-            found += sorted(glob.glob(os.path.join(p, '*.jpg')) + glob.glob(
-                os.path.join(p, '*.png'))) if os.path.isdir(p) else [p]
-        return found
+        return image_paths(paths)
     from .datasets import make_coco_shapes
     make_coco_shapes(workdir, num_train=1, num_val=4, image_size=(240, 320), seed=1)
-    return sorted(glob.glob(os.path.join(workdir, 'val2017', '*.jpg')))
+    return images_in(os.path.join(workdir, 'val2017'))
 
 
-def reference_predictions(model: nn.Module, cfg, paths: list[str]) -> list:
-    """mmdet's or mmseg's predictions (data samples) with the config's test pipeline."""
-    from mmengine.dataset import Compose, pseudo_collate
+class ToolboxInference:
+    """mmdet's or mmseg's own inference with the config's test pipeline (annotations left out),
+    of an image file or, with ``from_array``, a decoded (BGR) image; returned as the runtime
+    returns it: ``Detections`` or a label map."""
 
-    from .config import toolbox_registry
-    toolbox_registry(cfg, 'TRANSFORMS')  # the toolbox's transforms as the default scope
-    pipeline = Compose([t for t in cfg.test_dataloader.dataset.pipeline
-                        if t['type'] != 'LoadAnnotations'])
-    model.eval()
-    with torch.no_grad():
-        return [model.test_step(pseudo_collate([pipeline(dict(img_path=p, img_id=i))]))[0]
-                for i, p in enumerate(paths)]
+    def __init__(self, model: nn.Module, cfg, from_array: bool = False) -> None:
+        from mmengine.dataset import Compose
+
+        from .config import toolbox_registry
+        toolbox_registry(cfg, 'TRANSFORMS')  # the toolbox's transforms as the default scope
+        steps = [dict(t) for t in cfg.test_dataloader.dataset.pipeline
+                 if t['type'] != 'LoadAnnotations']
+        if from_array:
+            steps[0] = dict(type='LoadImageFromNDArray')
+        self.pipeline, self.model, self.from_array = Compose(steps), model.eval(), from_array
+
+    def __call__(self, image: str | np.ndarray):
+        from mambaout_runtime.detector import Detections
+        from mmengine.dataset import pseudo_collate
+        inputs = dict(img=image) if self.from_array else dict(img_path=image)
+        with torch.inference_mode():
+            sample = self.model.test_step(pseudo_collate([self.pipeline(
+                dict(inputs, img_id=0))]))[0]
+        if hasattr(sample, 'pred_sem_seg'):
+            return sample.pred_sem_seg.data[0].numpy()
+        p = sample.pred_instances
+        return Detections(p.bboxes.numpy(), p.scores.numpy(), p.labels.numpy(), p.masks.numpy())
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,11 +71,8 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def compare_detections(reference, ours, threshold: float, image: str) -> ImageCheck:
-    ref = reference.pred_instances
-    keep = (ref.scores >= threshold).numpy()
-    r_boxes, r_scores = ref.bboxes.numpy()[keep], ref.scores.numpy()[keep]
-    r_labels, r_masks = ref.labels.numpy()[keep], ref.masks.numpy()[keep]
-    ours = ours.above(threshold)
+    ref, ours = reference.above(threshold), ours.above(threshold)
+    r_boxes, r_scores, r_labels, r_masks = ref.boxes, ref.scores, ref.labels, ref.masks
     result = ImageCheck(image, worst=dict(box_px=0.0, score=0.0, mask_iou=1.0))
     unmatched = set(range(len(ours.scores)))
     for i in range(len(r_scores)):
@@ -91,8 +100,7 @@ def compare_detections(reference, ours, threshold: float, image: str) -> ImageCh
     return result
 
 
-def compare_label_maps(reference, ours: np.ndarray, image: str) -> ImageCheck:
-    ref = reference.pred_sem_seg.data[0].numpy()
+def compare_label_maps(ref: np.ndarray, ours: np.ndarray, image: str) -> ImageCheck:
     agree = float((ref == ours).mean()) if ref.shape == ours.shape else 0.0
     result = ImageCheck(image, compared=ref.size, worst=dict(pixels_equal=agree))
     if agree < PIXELS:
@@ -108,10 +116,9 @@ def check_deployed(model: nn.Module, cfg, folder: str, images: list[str] | None 
     deployed = load(folder, backend)
     with tempfile.TemporaryDirectory() as workdir:
         paths = check_images(images, workdir)
-        if not paths:
-            raise FileNotFoundError(f'No .jpg or .png images in {images}.')
-        references = reference_predictions(model, cfg, paths)
-        if hasattr(references[0], 'pred_sem_seg'):
+        toolbox = ToolboxInference(model, cfg)
+        references = [toolbox(p) for p in paths]
+        if isinstance(references[0], np.ndarray):
             return [compare_label_maps(r, deployed(p), os.path.basename(p))
                     for r, p in zip(references, paths)]
         return [compare_detections(r, deployed(p), threshold, os.path.basename(p))

@@ -18,10 +18,12 @@ import datetime
 import os
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .onnx_export import OPSET, ExportError, check_torch
+from mambaout_runtime.manifest import read_manifest, write_manifest
+
+from .onnx_export import (DetectorDense, ExportError, SegmentorLogits, channel_flip,
+                          export_graph)
 
 
 class AdaptiveAvgPool2dMatrix(nn.Module):
@@ -57,32 +59,6 @@ def with_size_free_pooling(module: nn.Module) -> nn.Module:
     return module
 
 
-class SegmentorGraph(nn.Module):
-    """Normalised image (1, 3, H, W) -> class logits (1, K, H, W), as mmseg's whole inference."""
-
-    def __init__(self, segmentor: nn.Module) -> None:
-        super().__init__()
-        self.segmentor = with_size_free_pooling(segmentor)
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        logits = self.segmentor.decode_head(self.segmentor.extract_feat(image))
-        return F.interpolate(logits, size=image.shape[2:], mode='bilinear',
-                             align_corners=self.segmentor.align_corners)
-
-
-class DenseGraph(nn.Module):
-    """Normalised padded image -> FPN maps, then the RPN's objectness and deltas per level."""
-
-    def __init__(self, detector: nn.Module) -> None:
-        super().__init__()
-        self.detector = detector
-
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        features = self.detector.extract_feat(image)
-        scores, deltas = self.detector.rpn_head(features)
-        return (*features, *scores, *deltas)
-
-
 class RoIHeadGraph(nn.Module):
     """FPN maps and each level's boxes (the runtime maps every box to its level by mmdet's
     ``SingleRoIExtractor`` rule) -> a RoI head's outputs, level by level: the box head's class
@@ -110,18 +86,6 @@ class RoIHeadGraph(nn.Module):
                   for f, b, stride in zip((feature0, feature1, feature2, feature3),
                                           (boxes0, boxes1, boxes2, boxes3), self.strides)]
         return self.head(torch.cat(pooled))
-
-
-def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], path: str,
-                 free: dict[str, tuple[int, ...]]) -> None:
-    """``module`` (eval, fp32) as ONNX with named inputs; ``free`` names each input's free dims."""
-    check_torch()
-    auto = torch.export.Dim.AUTO
-    dynamic = tuple({d: auto for d in free.get(name, ())} for name in inputs)
-    with torch.no_grad():
-        torch.onnx.export(module.eval().float(), tuple(inputs.values()), path, dynamo=True,
-                          opset_version=OPSET, input_names=list(inputs),
-                          dynamic_shapes=dynamic, external_data=False, verbose=False)
 
 
 def check_supported(model: nn.Module) -> str:
@@ -159,8 +123,7 @@ def preprocess_settings(cfg, model: nn.Module) -> dict:
     pre = model.data_preprocessor
     return dict(scale=list(resize[0]['scale']), keep_ratio=bool(resize[0].get('keep_ratio')),
                 mean=pre.mean.flatten().tolist(), std=pre.std.flatten().tolist(),
-                to_rgb=bool(getattr(pre, '_channel_conversion', False)  # mmdet's name
-                            or getattr(pre, 'channel_conversion', False)),  # mmseg's
+                to_rgb=channel_flip(pre),
                 pad_size_divisor=int(getattr(pre, 'pad_size_divisor', 1) or 1))
 
 
@@ -184,7 +147,6 @@ def coder(c) -> dict:
 def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
                    source: dict) -> dict:
     """Write the graphs and the manifest of ``model`` into ``folder``; the manifest."""
-    from mambaout_runtime.manifest import write_manifest
     task = check_supported(model)
     os.makedirs(folder, exist_ok=True)
     model = model.eval().float()
@@ -194,14 +156,14 @@ def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
                     source=dict(source, torch=torch.__version__,
                                 exported=datetime.date.today().isoformat()))
     if task == 'segmentation':
-        export_graph(SegmentorGraph(model), dict(image=image),
+        graph = SegmentorLogits(with_size_free_pooling(model), normalize=False)
+        export_graph(graph, dict(image=image),
                      os.path.join(folder, 'segmentor.onnx'), dict(image=(2, 3)))
         manifest.update(graphs=dict(segmentor='segmentor.onnx'),
                         reduce_zero_label=bool(cfg.test_dataloader.dataset.get(
                             'reduce_zero_label', False)))
     else:
         export_detector(model, cfg, folder, image, manifest)
-    from mambaout_runtime.manifest import read_manifest
     write_manifest(folder, manifest)
     return read_manifest(folder)
 
@@ -209,7 +171,7 @@ def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
 def export_detector(model: nn.Module, cfg, folder: str, image: torch.Tensor,
                     manifest: dict) -> None:
     roi_head, rpn_head = model.roi_head, model.rpn_head
-    dense = DenseGraph(model)
+    dense = DetectorDense(model, normalize=False)
     export_graph(dense, dict(image=image), os.path.join(folder, 'dense.onnx'),
                  dict(image=(2, 3)))
     with torch.no_grad():

@@ -26,13 +26,18 @@ class ExportError(UserError, RuntimeError):
     """This network, option or torch cannot be exported; the message says what can."""
 
 
+def channel_flip(preprocessor: nn.Module) -> bool:
+    """Whether a data preprocessor flips BGR to RGB (mmdet's and mmseg's attribute names)."""
+    return bool(getattr(preprocessor, '_channel_conversion', False)
+                or getattr(preprocessor, 'channel_conversion', False))
+
+
 class Normalize(nn.Module):
     """The data preprocessor's channel flip and mean/std, as graph operations."""
 
     def __init__(self, preprocessor: nn.Module) -> None:
         super().__init__()
-        self.flip = bool(getattr(preprocessor, '_channel_conversion', False)
-                         or getattr(preprocessor, 'channel_conversion', False))
+        self.flip = channel_flip(preprocessor)
         self.register_buffer('mean', preprocessor.mean.clone().float())
         self.register_buffer('std', preprocessor.std.clone().float())
 
@@ -43,11 +48,12 @@ class Normalize(nn.Module):
 
 
 class SegmentorLogits(nn.Module):
-    """Image (N, 3, H, W, 0-255, as loaded) -> class logits (N, K, H, W)."""
+    """Image (N, 3, H, W, 0-255, as loaded; normalised already with ``normalize=False``) -> class
+    logits (N, K, H, W)."""
 
-    def __init__(self, segmentor: nn.Module) -> None:
+    def __init__(self, segmentor: nn.Module, normalize: bool = True) -> None:
         super().__init__()
-        self.normalize = Normalize(segmentor.data_preprocessor)
+        self.normalize = Normalize(segmentor.data_preprocessor) if normalize else nn.Identity()
         self.segmentor = segmentor
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
@@ -58,12 +64,13 @@ class SegmentorLogits(nn.Module):
 
 
 class DetectorDense(nn.Module):
-    """Image (N, 3, H, W, 0-255, as loaded; H, W multiples of 32) -> FPN maps, then the RPN's
-    objectness and box deltas per level."""
+    """Image (N, 3, H, W, 0-255, as loaded; normalised and padded already with
+    ``normalize=False``; H, W multiples of 32) -> FPN maps, then the RPN's objectness and box
+    deltas per level."""
 
-    def __init__(self, detector: nn.Module) -> None:
+    def __init__(self, detector: nn.Module, normalize: bool = True) -> None:
         super().__init__()
-        self.normalize = Normalize(detector.data_preprocessor)
+        self.normalize = Normalize(detector.data_preprocessor) if normalize else nn.Identity()
         self.detector = detector
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -124,16 +131,22 @@ def export(module: nn.Module, shape: tuple[int, int, int, int], path: str,
         raise ExportError(f'{", ".join(fixed[:3])} pool(s) adaptively to fixed grids, so the graph '
                           f'holds for one input size only: export without --dynamic, at the '
                           f'size you will run.')
-    module = module.eval().float()
     if dynamic and shape[0] == 1:
         shape = (2, *shape[1:])  # torch.export fixes dimensions traced at size 1
-    image = torch.rand(*shape) * 255
-    free = torch.export.Dim.AUTO
-    dynamic_shapes = ({0: free, 2: free, 3: free},) if dynamic else None
+    export_graph(module, dict(image=torch.rand(*shape) * 255), path,
+                 dict(image=(0, 2, 3)) if dynamic else {})
+
+
+def export_graph(module: nn.Module, inputs: dict[str, torch.Tensor], path: str,
+                 free: dict[str, tuple[int, ...]]) -> None:
+    """``module`` (eval, fp32) as ONNX with named inputs; ``free`` names each input's free dims."""
+    check_torch()
+    auto = torch.export.Dim.AUTO
+    dynamic = tuple({d: auto for d in free.get(name, ())} for name in inputs)
     with torch.no_grad():
-        torch.onnx.export(module, (image,), path, dynamo=True, opset_version=OPSET,
-                          input_names=['image'], dynamic_shapes=dynamic_shapes,
-                          external_data=False, verbose=False)
+        torch.onnx.export(module.eval().float(), tuple(inputs.values()), path, dynamo=True,
+                          opset_version=OPSET, input_names=list(inputs),
+                          dynamic_shapes=dynamic, external_data=False, verbose=False)
 
 
 @dataclass

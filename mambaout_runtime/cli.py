@@ -13,7 +13,6 @@ label-map PNG per image; ``--eval`` prints and writes
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import sys
@@ -24,7 +23,7 @@ import cv2
 from . import load
 from .engines import BACKENDS, PRECISIONS, BackendError
 from .evaluate import AnnotationError, CocoAnnotations, LabelMapScore
-from .image import ImageReadError, read_image
+from .image import ImageReadError, image_paths, read_image
 from .manifest import ManifestError
 from .outputs import coco_results, draw_detections, draw_label_map
 
@@ -47,19 +46,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--eval', metavar='ANN.json|LABEL_DIR',
                         help='COCO annotations (detection) or a label-map folder (segmentation)')
     return parser.parse_args(argv)
-
-
-def image_paths(items: list[str]) -> list[str]:
-    paths = []
-    for item in items:
-        if os.path.isdir(item):
-            paths += sorted(p for ext in ('jpg', 'jpeg', 'png', 'bmp')
-                            for p in glob.glob(os.path.join(item, f'*.{ext}')))
-        else:
-            paths.append(item)
-    if not paths:
-        raise ImageReadError(f'No images in {items}.')
-    return paths
 
 
 def run(args: argparse.Namespace) -> dict:

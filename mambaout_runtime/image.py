@@ -3,6 +3,8 @@ decoding and bilinear resize (mmcv's backend), mmcv's keep-ratio rule, then the 
 preprocessor's channel flip, normalisation and padding."""
 from __future__ import annotations
 
+import glob
+import os
 from dataclasses import dataclass
 
 import cv2
@@ -20,6 +22,20 @@ def read_image(path: str) -> np.ndarray:
         raise ImageReadError(f'Cannot read the image {path}: missing, or not an image OpenCV '
                              'decodes.')
     return image
+
+
+def images_in(folder: str) -> list[str]:
+    """The images (.jpg, .jpeg, .png, .bmp) in ``folder``, sorted."""
+    return sorted(p for ext in ('jpg', 'jpeg', 'png', 'bmp')
+                  for p in glob.glob(os.path.join(folder, f'*.{ext}')))
+
+
+def image_paths(items: list[str]) -> list[str]:
+    """Image files, and the images in folders, of ``items``; an error when there are none."""
+    paths = [p for item in items for p in (images_in(item) if os.path.isdir(item) else [item])]
+    if not paths:
+        raise ImageReadError(f'No images in {items}.')
+    return paths
 
 
 def rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple[int, int]:

@@ -27,10 +27,10 @@ import torch
 
 from mambaout_mm import cli, cpu_support
 from mambaout_mm.benchmark.deployed import (SHAPES, SUBJECTS, accuracy, default_subjects,
-                                            gemm_gflops, images_of, predictors)
+                                            gemm_gflops, predictors)
 from mambaout_mm.benchmark.timing import Timing, time_interleaved
-from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.config import build_model, load_config, toolbox
+from mambaout_mm.config import build_model_with_weights, load_config, toolbox
+from mambaout_runtime.image import images_in
 
 DATA = {'mmdet': ('data/coco_shapes', 'train2017', 'val2017',
                   'annotations/instances_val2017.json'),
@@ -65,14 +65,7 @@ def deploy(config: str, checkpoint: str | None, folder: str, subjects: list[str]
     from mambaout_runtime.quantize import quantize
     options = None if checkpoint else {'model.backbone.init_cfg': None}  # random weights
     cfg = load_config(config, options)
-    torch.manual_seed(0)
-    model = build_model(cfg).eval()
-    if checkpoint:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, local_checkpoint(checkpoint, must_exist=True),
-                        map_location='cpu', strict=True)
-    else:
-        model.init_weights()
+    model = build_model_with_weights(cfg, checkpoint).eval()
     manifest = export_end2end(model, cfg, folder, (256, 320),
                               dict(config=config, checkpoint=checkpoint))
     if 'openvino:int8' in subjects:
@@ -89,7 +82,7 @@ def main() -> None:
     scope = toolbox(cfg)
     root, train, val, labels = DATA[scope]
     root = args.data or root
-    train_images = images_of(os.path.join(root, train))[:args.calibration]
+    train_images = images_in(os.path.join(root, train))[:args.calibration]
     if not train_images:
         raise FileNotFoundError(f'No training images under {root}/{train}: make them with '
                                 f'tools/make_shapes.py, or give --data.')
@@ -114,7 +107,7 @@ def main() -> None:
                                                   subjects, train_images)
         acc_run = predictors(acc_model, acc_cfg, os.path.join(args.work_dir, 'accuracy'),
                              subjects, args.threads)
-        val_images = images_of(os.path.join(root, val))
+        val_images = images_in(os.path.join(root, val))
         scores = {s: accuracy(p, acc_manifest, val_images, os.path.join(root, labels))
                   for s, p in acc_run.items()}
     header = (f'{time.strftime("%Y-%m-%d")}; {cpu_support.describe()}; {args.threads} threads; '

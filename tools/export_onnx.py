@@ -30,8 +30,7 @@ from mambaout_mm.onnx_export import PARTS, ExportError, compare, export, network
 from mambaout_mm import cli
 from mambaout_mm.errors import RunSetupError
 from mambaout_mm.run_checks import check_pretrained_weights
-from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.config import build_model, load_config
+from mambaout_mm.config import build_model_with_weights, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -60,16 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     MMLogger.get_instance('export_onnx', log_level='WARNING')  # not a line per initialised weight
     try:
         cfg = load_config(args.config, args.cfg_options)
-        import torch
-        torch.manual_seed(0)  # without a checkpoint: the same random weights on every run
-        model = build_model(cfg)
-        if args.checkpoint:
-            from mmengine.runner import load_checkpoint
-            load_checkpoint(model, local_checkpoint(args.checkpoint, must_exist=True),
-                            map_location='cpu', strict=True)
-        else:  # the config's own initialisation (e.g. ImageNet weights for the backbone)
+        if not args.checkpoint:  # the config's own initialisation (e.g. ImageNet weights)
             check_pretrained_weights(cfg)
-            model.init_weights()
+        model = build_model_with_weights(cfg, args.checkpoint)
         if args.part == 'end2end':
             return end2end(model, cfg, args)
         module = network(model, args.part)

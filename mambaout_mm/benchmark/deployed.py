@@ -4,12 +4,9 @@ fp32, bf16 and int8 (:mod:`mambaout_runtime`), each fed the same image; accuracy
 validation set, and the machine's fp32 floor (the network's FLOPs over the measured GEMM rate)."""
 from __future__ import annotations
 
-import glob
-import os
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -26,39 +23,15 @@ def default_subjects() -> list[str]:
     return [s for s in SUBJECTS if s != 'openvino:bf16' or native_bf16(openvino_core())]
 
 
-class PytorchPredictor:
-    """mmdet's or mmseg's inference of a decoded (BGR) image with the config's test pipeline,
-    returned as the runtime returns it (``Detections`` or a label map)."""
-
-    def __init__(self, model: nn.Module, cfg) -> None:
-        from mmengine.dataset import Compose
-
-        from ..config import toolbox_registry
-        toolbox_registry(cfg, 'TRANSFORMS')
-        steps = [dict(t) for t in cfg.test_dataloader.dataset.pipeline
-                 if t['type'] != 'LoadAnnotations']
-        steps[0] = dict(type='LoadImageFromNDArray')
-        self.pipeline, self.model = Compose(steps), model.eval()
-
-    def __call__(self, image: np.ndarray):
-        from mambaout_runtime.detector import Detections
-        from mmengine.dataset import pseudo_collate
-        with torch.inference_mode():
-            sample = self.model.test_step(pseudo_collate([self.pipeline(
-                dict(img=image, img_id=0))]))[0]
-        if hasattr(sample, 'pred_sem_seg'):
-            return sample.pred_sem_seg.data[0].numpy().astype(np.uint8)
-        p = sample.pred_instances
-        return Detections(p.bboxes.numpy(), p.scores.numpy(), p.labels.numpy(), p.masks.numpy())
-
-
 def predictors(model: nn.Module, cfg, folder: str, subjects: list[str],
                threads: int) -> dict[str, Callable]:
     from mambaout_runtime import load
+
+    from ..deploy_check import ToolboxInference
     out = {}
     for subject in subjects:
         backend, precision = subject.split(':')
-        out[subject] = (PytorchPredictor(model, cfg) if backend == 'pytorch'
+        out[subject] = (ToolboxInference(model, cfg, from_array=True) if backend == 'pytorch'
                         else load(folder, backend, threads, precision))
     return out
 
@@ -73,11 +46,6 @@ def gemm_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
         torch.mm(a, b)
         best = min(best, time.perf_counter() - start)
     return 2 * n ** 3 / best / 1e9
-
-
-def images_of(folder: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(folder, '*.jpg')) + glob.glob(os.path.join(folder,
-                                                                                    '*.png')))
 
 
 def accuracy(predict: Callable, manifest: dict, images: list[str], labels: str) -> dict:
