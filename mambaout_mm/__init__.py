@@ -7,14 +7,14 @@ mmdet's and mmseg's configs search), ``CPUAutocastOptimWrapper`` in ``OPTIM_WRAP
 and lets mmengine find the packaged configs as ``mambaout_mm::PATH``. It imports neither mmdet
 nor mmseg.
 """
-from .amp import CPUAutocastOptimWrapper
-from .backbone import MambaOutBackbone
-from .checkpoint import CheckpointMismatchError, load_mambaout_weights
-from .hooks import LossScaleHook, NonFiniteLossHook
-from .mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
-from .optim import MambaOutLearningRateDecay
+from .engine.amp import CPUAutocastOptimWrapper
+from .models.backbone import MambaOutBackbone
+from .weights.checkpoint import CheckpointMismatchError, load_mambaout_weights
+from .engine.hooks import LossScaleHook, NonFiniteLossHook
+from .models.mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
+from .engine.optim import MambaOutLearningRateDecay
 from .registry import register_config_package
-from .safe_load import allow_mmengine_checkpoints
+from .weights.safe_load import allow_mmengine_checkpoints
 from .version import __version__
 
 allow_mmengine_checkpoints()

@@ -1,6 +1,6 @@
 """The deployed folder's ``manifest.json``: what the runtime needs of the config, in one file.
 
-Written by :func:`mambaout_mm.end2end.export_end2end`; read (and checked) here. Keys:
+Written by :func:`mambaout_mm.deploy.end2end.export_end2end`; read (and checked) here. Keys:
 ``format``, ``task`` (``detection`` | ``segmentation``), ``classes``, ``graphs`` (name -> ONNX
 file in the folder), ``preprocess`` (``scale``, ``keep_ratio``, ``mean``, ``std``, ``to_rgb``,
 ``pad_size_divisor``), and for detection ``rpn`` and ``rcnn`` (the config's test settings, the

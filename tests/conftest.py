@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mambaout_mm import MambaOut
-from mambaout_mm.random_weights import randomize_
+from mambaout_mm.models.random_weights import randomize_
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mambaout_mm import MambaOutBackbone, backends, cpu_kernels
-from mambaout_mm.mambaout import GatedCNNBlock
+from mambaout_mm.models.mambaout import GatedCNNBlock
 
 
 def test_auto_takes_the_cpu_kernels_where_they_run_else_the_formula():

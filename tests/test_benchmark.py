@@ -12,9 +12,9 @@ from mambaout_mm.benchmark.run import run_benchmark
 from mambaout_mm.benchmark.steps import make_step
 from mambaout_mm.benchmark.subjects import build_subjects, default_shape, feature_agreement
 from mambaout_mm.benchmark.tables import markdown, to_rows
-from mambaout_mm.errors import ConfigError
-from mambaout_mm.mambaout import GatedCNNBlock
-from mambaout_mm.onnx_export import dynamo_exporter
+from mambaout_mm.utils.errors import ConfigError
+from mambaout_mm.models.mambaout import GatedCNNBlock
+from mambaout_mm.deploy.onnx_export import dynamo_exporter
 
 from .tools_helpers import config, run_tool, tool
 

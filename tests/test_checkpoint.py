@@ -9,9 +9,9 @@ import torch
 from safetensors.torch import save_file
 
 from mambaout_mm import CheckpointMismatchError, MambaOut, MambaOutBackbone
-from mambaout_mm.checkpoint import (CheckpointReadError, load_mambaout_weights, read_checkpoint,
+from mambaout_mm.weights.checkpoint import (CheckpointReadError, load_mambaout_weights, read_checkpoint,
                                     to_official_layout)
-from mambaout_mm.random_weights import randomize_
+from mambaout_mm.models.random_weights import randomize_
 
 
 def assert_trunk_equals(backbone, state_dict):

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from mambaout_mm.errors import ConfigError, RunSetupError
-from mambaout_mm.run_checks import Problems, check_mmcv_ops
+from mambaout_mm.utils.errors import ConfigError, RunSetupError
+from mambaout_mm.engine.run_checks import Problems, check_mmcv_ops
 
 from .tools_helpers import CPU_ONLY, OFFLINE, config, tool
 

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from mambaout_mm import cpu_kernels, cpu_support
-from mambaout_mm.backbone import MambaOutBackbone
-from mambaout_mm.mambaout import GatedCNNBlock
-from mambaout_mm.random_weights import randomize_
+from mambaout_mm.models.backbone import MambaOutBackbone
+from mambaout_mm.models.mambaout import GatedCNNBlock
+from mambaout_mm.models.random_weights import randomize_
 
 #: where oneDNN runs the kernels in bfloat16 (AVX512-BF16/AMX natively, AVX-512 emulated); not on
 #: AVX2. Skipped only where the kernels cannot exist: where they can, a probe that rejects them
@@ -332,7 +332,7 @@ AVX2_LIMITS = dict(ONEDNN_MAX_CPU_ISA='AVX2', ATEN_CPU_CAPABILITY='avx2',
 AVX2_SCRIPT = """
 import json, torch
 from mambaout_mm import cpu_kernels, cpu_support
-from mambaout_mm.mambaout import GatedCNNBlock
+from mambaout_mm.models.mambaout import GatedCNNBlock
 torch.manual_seed(0)
 block = GatedCNNBlock(32)
 ref = GatedCNNBlock(32)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from mambaout_mm.onnx_export import dynamo_exporter
+from mambaout_mm.deploy.onnx_export import dynamo_exporter
 from mambaout_runtime import boxes as B
 
 from .tools_helpers import REPO, config, run_tool, tool
@@ -59,9 +59,9 @@ def test_upernet_exports_whole_and_agrees_with_mmseg_on_images(deployed):
 @exporter
 def test_the_check_fails_when_the_deployed_model_differs(tmp_path):
     """A manifest whose normalisation is off by a little: the command's check says so."""
-    from mambaout_mm.config import build_model, load_config
-    from mambaout_mm.deploy_check import check_deployed
-    from mambaout_mm.end2end import export_end2end
+    from mambaout_mm.utils.config import build_model, load_config
+    from mambaout_mm.deploy.check import check_deployed
+    from mambaout_mm.deploy.end2end import export_end2end
     cfg = load_config(DET)
     torch.manual_seed(0)
     model = build_model(cfg)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mambaout_mm.complexity import model_complexity, paper_shape
-from mambaout_mm.config import load_config, resolve_config_path
-from mambaout_mm.published_costs import cost_table, published_configs, published_cost
+from mambaout_mm.evaluation.complexity import model_complexity, paper_shape
+from mambaout_mm.utils.config import load_config, resolve_config_path
+from mambaout_mm.evaluation.published_costs import cost_table, published_configs, published_cost
 
 from .tools_helpers import REPO, config, run_tool, tool
 

@@ -1,6 +1,6 @@
 """FP16 training numerics of the paper's models, proven on a CPU.
 
-CUDA's FP16 autocast policy is emulated (:mod:`mambaout_mm.fp16_emulation`) and the loss scaled
+CUDA's FP16 autocast policy is emulated (:mod:`mambaout_mm.engine.fp16_emulation`) and the loss scaled
 dynamically as ``AmpOptimWrapper`` does; the results are compared with float32. The GPU suite
 (``test_gpu.py``) checks the same on a GPU where one exists.
 """
@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from mambaout_mm import MambaOutBackbone, compat
 from mambaout_mm.benchmark.synthetic import ConfigModel
-from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
-from mambaout_mm.random_weights import randomize_
+from mambaout_mm.engine.fp16_emulation import gpu_fp16_autocast, largest_values
+from mambaout_mm.models.random_weights import randomize_
 
 from .precision_helpers import HEAVY, TOLERANCE, relative_errors
 from .tools_helpers import config

@@ -19,7 +19,7 @@ import torch
 
 from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
-from mambaout_mm.random_weights import randomize_
+from mambaout_mm.models.random_weights import randomize_
 
 from .precision_helpers import HEAVY, TOLERANCE, relative_errors
 from .tools_helpers import KEEP_LOW_SCORES, checkpoint_meta, config, run_tool, tool

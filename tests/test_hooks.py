@@ -9,7 +9,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from mmengine.runner import Runner
 
 from mambaout_mm import LossScaleHook, NonFiniteLossHook  # noqa: F401  (registers them)
-from mambaout_mm.errors import NonFiniteLossError
+from mambaout_mm.utils.errors import NonFiniteLossError
 
 
 class HalvingScaler:

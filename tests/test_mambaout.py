@@ -5,10 +5,10 @@ import torch
 from timm.models.mambaout import checkpoint_filter_fn
 
 from mambaout_mm import ARCH_SETTINGS, MambaOut, MambaOutTrunk
-from mambaout_mm.checkpoint import infer_arch, timm_to_official
-from mambaout_mm.errors import ConfigError
-from mambaout_mm.paper import paper_table
-from mambaout_mm.random_weights import randomize_
+from mambaout_mm.weights.checkpoint import infer_arch, timm_to_official
+from mambaout_mm.utils.errors import ConfigError
+from mambaout_mm.evaluation.paper import paper_table
+from mambaout_mm.models.random_weights import randomize_
 
 OFFICIAL = ('femto', 'kobe', 'tiny', 'small', 'base')
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from mambaout_mm.onnx_export import ExportError, compare, dynamo_exporter, export, network
+from mambaout_mm.deploy.onnx_export import ExportError, compare, dynamo_exporter, export, network
 
 from .tools_helpers import config, run_tool, tool
 

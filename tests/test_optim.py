@@ -2,7 +2,7 @@
 import pytest
 from mmengine.optim import build_optim_wrapper
 
-from mambaout_mm.config import build_model, load_config
+from mambaout_mm.utils.config import build_model, load_config
 
 from .tools_helpers import config
 

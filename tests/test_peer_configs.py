@@ -10,8 +10,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mambaout_mm.published_costs import published_cost
-from mambaout_mm.config import build_model, resolve_config_path
+from mambaout_mm.evaluation.published_costs import published_cost
+from mambaout_mm.utils.config import build_model, resolve_config_path
 
 from .tools_helpers import REPO, unscoped
 

@@ -10,8 +10,8 @@ from mmengine.config import Config
 from PIL import Image
 
 from mambaout_mm import report
-from mambaout_mm.paper import paper_row, paper_table
-from mambaout_mm.report import ReportError, format_csv, format_markdown, load_run, report_tables
+from mambaout_mm.evaluation.paper import paper_row, paper_table
+from mambaout_mm.evaluation.report import ReportError, format_csv, format_markdown, load_run, report_tables
 
 from .tools_helpers import REPO, config, run_tool, tool
 

@@ -7,13 +7,13 @@ import torch
 from mmengine.config import Config
 
 from mambaout_mm import MambaOutBackbone
-from mambaout_mm.data_check import check_datasets
+from mambaout_mm.datasets.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
-from mambaout_mm.paper import paper_recipe, paper_row, paper_setup
-from mambaout_mm.checkpoint import OFFICIAL_RELEASE
-from mambaout_mm.errors import RunSetupError
-from mambaout_mm.run_checks import check_pretrained_weights
-from mambaout_mm.config import build_model, resolve_config_path
+from mambaout_mm.evaluation.paper import paper_recipe, paper_row, paper_setup
+from mambaout_mm.weights.checkpoint import OFFICIAL_RELEASE
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.engine.run_checks import check_pretrained_weights
+from mambaout_mm.utils.config import build_model, resolve_config_path
 
 from .tools_helpers import REPO, unscoped
 

@@ -109,8 +109,8 @@ def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from mambaout_mm.complexity import macs as count_macs
-    from mambaout_mm.complexity import model_complexity
+    from mambaout_mm.evaluation.complexity import macs as count_macs
+    from mambaout_mm.evaluation.complexity import model_complexity
 
     points = [r for r in rows if r['mode'] == 'infer' and r['dtype'] == 'fp32']
     models = build_subjects([r['subject'] for r in points if not is_config(r['subject'])])

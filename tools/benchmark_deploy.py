@@ -26,10 +26,10 @@ import cv2
 import torch
 
 from mambaout_mm import cli, cpu_support
-from mambaout_mm.benchmark.deployed import (SHAPES, SUBJECTS, accuracy, default_subjects,
+from mambaout_mm.deploy.benchmark import (SHAPES, SUBJECTS, accuracy, default_subjects,
                                             gemm_gflops, predictors)
 from mambaout_mm.benchmark.timing import Timing, time_interleaved
-from mambaout_mm.config import build_model_with_weights, load_config, toolbox
+from mambaout_mm.utils.config import build_model_with_weights, load_config, toolbox
 from mambaout_runtime.image import images_in
 
 DATA = {'mmdet': ('data/coco_shapes', 'train2017', 'val2017',
@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
 def deploy(config: str, checkpoint: str | None, folder: str, subjects: list[str],
            calibration: list[str]):
     """Build, export end to end and (for int8) quantise; the model, config and manifest."""
-    from mambaout_mm.end2end import export_end2end
+    from mambaout_mm.deploy.end2end import export_end2end
     from mambaout_runtime.quantize import quantize
     options = None if checkpoint else {'model.backbone.init_cfg': None}  # random weights
     cfg = load_config(config, options)
@@ -95,7 +95,7 @@ def main() -> None:
     times = time_interleaved({s: (lambda p=p: p(image)) for s, p in run.items()}, 'cpu',
                              args.warmup, args.repeats)
     timings = {s: Timing(s, 'infer', s.split(':')[1], t) for s, t in times.items()}
-    from mambaout_mm.complexity import model_complexity
+    from mambaout_mm.evaluation.complexity import model_complexity
     macs = model_complexity(args.config, shape, None if args.checkpoint else
                             {'model.backbone.init_cfg': None})['macs_g']
     gflops = gemm_gflops(args.threads)

@@ -18,9 +18,9 @@ from mmengine.config import DictAction
 from PIL import Image, ImageDraw
 
 from mambaout_mm import cli
-from mambaout_mm.errors import RunSetupError
-from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.config import load_config, toolbox, toolbox_registry
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.weights.checkpoint import local_checkpoint
+from mambaout_mm.utils.config import load_config, toolbox, toolbox_registry
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 

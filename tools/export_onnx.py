@@ -7,9 +7,9 @@
 
 ``--part end2end``: the whole Mask R-CNN (image -> boxes, scores, labels, masks) or UperNet
 (image -> label map) as a folder that ``tools/deploy.py`` runs without torch (graphs and a
-manifest: see mambaout_mm/end2end.py), checked on images (default: four generated shapes images)
+manifest: see mambaout_mm/deploy/end2end.py), checked on images (default: four generated shapes images)
 against mmdet's or mmseg's own inference; exit 1 when they differ beyond the tolerances of
-mambaout_mm/deploy_check.py, printing what differs.
+mambaout_mm/deploy/check.py, printing what differs.
 
 ``--part model``: a segmentor end to end (image -> per-pixel logits) or a two-stage detector's
 dense part (image -> FPN maps, RPN objectness and box deltas); ``backbone``: the four stage maps.
@@ -26,11 +26,11 @@ import sys
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-from mambaout_mm.onnx_export import PARTS, ExportError, compare, export, network
+from mambaout_mm.deploy.onnx_export import PARTS, ExportError, compare, export, network
 from mambaout_mm import cli
-from mambaout_mm.errors import RunSetupError
-from mambaout_mm.run_checks import check_pretrained_weights
-from mambaout_mm.config import build_model_with_weights, load_config
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.engine.run_checks import check_pretrained_weights
+from mambaout_mm.utils.config import build_model_with_weights, load_config
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def end2end(model, cfg, args: argparse.Namespace) -> int:
     """Export the deployable folder, then compare it with the toolbox on images."""
-    from mambaout_mm.config import toolbox
-    from mambaout_mm.deploy_check import check_deployed
-    from mambaout_mm.end2end import export_end2end
+    from mambaout_mm.utils.config import toolbox
+    from mambaout_mm.deploy.check import check_deployed
+    from mambaout_mm.deploy.end2end import export_end2end
     manifest = export_end2end(model, cfg, args.out, tuple(args.shape),
                               dict(config=args.config, checkpoint=args.checkpoint))
     print(f"wrote {args.out}: {', '.join(manifest['graphs'].values())} and manifest.json "

@@ -1,6 +1,6 @@
 """Where FP16 training comes close to float16's range (65504): the largest magnitudes at the sites
 known to overflow, in one training step under CUDA's FP16 autocast policy (emulated on a CPU,
-``mambaout_mm.fp16_emulation``), random inputs with annotations, batch of the given shape.
+``mambaout_mm.engine.fp16_emulation``), random inputs with annotations, batch of the given shape.
 
     python tools/fp16_ranges.py CONFIG [--shape N C H W] [--weights init|trained-scale]
 
@@ -8,7 +8,7 @@ Sites: each stage's residual stream (block outputs; float32 on a GPU, since the 
 return float32 and the shortcut adds to it), each stage's gate product act(g) * [i, conv(c)]
 (the input of fc2, float16), the backbone's output norms, the neck and the heads (the mask head
 of Mask R-CNN, the decode heads' last layers of UperNet). ``trained-scale`` spreads the backbone's
-weights as trained ones are (``mambaout_mm.random_weights.randomize_``); ``init`` is its
+weights as trained ones are (``mambaout_mm.models.random_weights.randomize_``); ``init`` is its
 initialisation.
 """
 import argparse
@@ -19,9 +19,9 @@ import torch
 from mambaout_mm import cli
 from mambaout_mm.benchmark.subjects import default_shape
 from mambaout_mm.benchmark.synthetic import ConfigModel
-from mambaout_mm.fp16_emulation import gpu_fp16_autocast, largest_values
-from mambaout_mm.mambaout import GatedCNNBlock
-from mambaout_mm.random_weights import randomize_
+from mambaout_mm.engine.fp16_emulation import gpu_fp16_autocast, largest_values
+from mambaout_mm.models.mambaout import GatedCNNBlock
+from mambaout_mm.models.random_weights import randomize_
 
 LOSS_SCALE = 2 ** 16  # AmpOptimWrapper's initial loss scale
 

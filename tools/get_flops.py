@@ -1,4 +1,4 @@
-"""Parameters and MACs of the models configs build (see mambaout_mm.complexity), beside the
+"""Parameters and MACs of the models configs build (see mambaout_mm.evaluation.complexity), beside the
 figures published for them (mambaout_mm/data/published_costs.json).
 
     python tools/get_flops.py CONFIG [CONFIG ...] [--shape H W] [--cfg-options ...] [--json FILE]
@@ -15,10 +15,10 @@ import json
 
 from mmengine.config import DictAction
 
-from mambaout_mm.complexity import model_complexity
+from mambaout_mm.evaluation.complexity import model_complexity
 from mambaout_mm import cli
-from mambaout_mm.errors import RunSetupError
-from mambaout_mm.published_costs import cost_table, published_cost
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.evaluation.published_costs import cost_table, published_cost
 
 
 def parse_args() -> argparse.Namespace:

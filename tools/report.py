@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from mambaout_mm import cli
-from mambaout_mm.report import (format_csv, format_markdown, load_run, plot_report,
+from mambaout_mm.evaluation.report import (format_csv, format_markdown, load_run, plot_report,
                                 report_tables)
 
 

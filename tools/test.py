@@ -12,9 +12,9 @@ import json
 import os.path as osp
 
 from mambaout_mm import cli
-from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.run_checks import check_backbone, check_mmcv_and_datasets
-from mambaout_mm.runtime import (build_runner, enable_output, enable_tta, enable_visualization,
+from mambaout_mm.weights.checkpoint import local_checkpoint
+from mambaout_mm.engine.run_checks import check_backbone, check_mmcv_and_datasets
+from mambaout_mm.engine.runner import (build_runner, enable_output, enable_tta, enable_visualization,
                                  end_distributed, setup_launcher, start)
 
 

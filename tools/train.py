@@ -10,13 +10,13 @@ data) is checked first, and every problem found is reported in one message.
 import argparse
 
 from mambaout_mm import cli
-from mambaout_mm.amp import setup_amp
-from mambaout_mm.checkpoint import local_checkpoint
-from mambaout_mm.config import add_hook
-from mambaout_mm.errors import RunSetupError
-from mambaout_mm.run_checks import (check_backbone, check_mmcv_and_datasets,
+from mambaout_mm.engine.amp import setup_amp
+from mambaout_mm.weights.checkpoint import local_checkpoint
+from mambaout_mm.utils.config import add_hook
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.engine.run_checks import (check_backbone, check_mmcv_and_datasets,
                                     check_pretrained_weights, drop_unavailable_pretrained)
-from mambaout_mm.runtime import build_runner, end_distributed, setup_launcher, start
+from mambaout_mm.engine.runner import build_runner, end_distributed, setup_launcher, start
 
 
 def parse_args() -> argparse.Namespace:

@@ -5,7 +5,7 @@ import contextlib
 
 import torch
 
-from .. import cpu_support
+from ..utils import cpu_support
 
 #: autocast dtype of each precision; 'fp32' is strict float32 (no TF32 on a GPU), 'tf32' float32
 #: with TF32 matrix products and convolutions (Ampere and later GPUs)

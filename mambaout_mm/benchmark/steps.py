@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .. import compat
+from ..utils import compat
 from .precision import autocast
 from .synthetic import ConfigModel
 

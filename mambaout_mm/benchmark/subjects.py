@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..utils.errors import ConfigError
 from .synthetic import ConfigModel
 
 #: MambaOut sizes by the letter of their subject names
@@ -43,7 +43,7 @@ def timm_mambaout(arch: str, like: nn.Module | None = None) -> nn.Module:
 
 
 def mambaout_backbone(arch: str, **kwargs) -> nn.Module:
-    from ..backbone import MambaOutBackbone
+    from ..models.backbone import MambaOutBackbone
     return MambaOutBackbone(arch, **kwargs)
 
 
@@ -60,7 +60,7 @@ class OnnxRuntimeModule(nn.Module):
 
         import onnxruntime as ort
 
-        from ..onnx_export import export
+        from ..deploy.onnx_export import export
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, 'network.onnx')
             export(model, tuple(shape or (2, 3, 64, 64)), path, dynamic=shape is None)
@@ -141,7 +141,7 @@ class Network(nn.Module):
 
     def __init__(self, config: str) -> None:
         super().__init__()
-        from ..onnx_export import network
+        from ..deploy.onnx_export import network
         self.network = network(ConfigModel(config).model, 'model').eval()
 
     def forward(self, x: torch.Tensor):
@@ -191,7 +191,7 @@ def feature_agreement(ours: nn.Module, timm_features: TimmFeatures, x: torch.Ten
 
 def default_shape(names: list[str]) -> list[int]:
     """The detection size if a detector is among the subjects, else the segmentation crops."""
-    from ..config import load_config, toolbox
+    from ..utils.config import load_config, toolbox
     scopes = {toolbox(load_config(split_config(n)[0])) if is_config(n) else 'backbone'
               for n in names}
     return DEFAULT_SHAPES['mmdet' if 'mmdet' in scopes else 'mmseg' if 'mmseg' in scopes

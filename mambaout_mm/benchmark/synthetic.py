@@ -13,7 +13,7 @@ class ConfigModel(nn.Module):
 
     def __init__(self, config: str) -> None:
         super().__init__()
-        from ..config import build_model, load_config, toolbox
+        from ..utils.config import build_model, load_config, toolbox
         cfg = load_config(config)
         self.scope = toolbox(cfg)
         self.model = build_model(cfg)
@@ -53,6 +53,6 @@ class ConfigModel(nn.Module):
     def autocast(self, device: str, dtype: str):
         """Mixed precision as training uses it: on a CPU bf16 only where mmcv's ops allow."""
         if device == 'cpu' and dtype != 'fp32':
-            from ..amp import AUTOCAST_MODULES, autocast_submodules
+            from ..engine.amp import AUTOCAST_MODULES, autocast_submodules
             return autocast_submodules(self.model, AUTOCAST_MODULES[self.scope], DTYPES[dtype])
         return autocast(device, dtype)

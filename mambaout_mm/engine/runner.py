@@ -1,8 +1,8 @@
 """What ``tools/train.py`` and ``tools/test.py`` do to a loaded config before the Runner starts:
 the device and the launcher, hooks every run gets, the test-time options (whose keys differ
 between mmdetection and mmsegmentation), and the Runner itself. Reading configs is
-:mod:`mambaout_mm.config`, the checks before a run :mod:`mambaout_mm.run_checks`, mixed precision
-:mod:`mambaout_mm.amp`."""
+:mod:`mambaout_mm.utils.config`, the checks before a run :mod:`mambaout_mm.engine.run_checks`, mixed precision
+:mod:`mambaout_mm.engine.amp`."""
 from __future__ import annotations
 
 import argparse
@@ -11,14 +11,14 @@ import os
 import torch
 from mmengine.config import Config
 
-from .config import load_config, toolbox
-from .errors import RunSetupError
+from ..utils.config import load_config, toolbox
+from ..utils.errors import RunSetupError
 from .run_checks import Problems, check_device
 
 
 def start(args: argparse.Namespace) -> tuple[Config, Problems]:
     """The start ``tools/train.py`` and ``tools/test.py`` share (their flags:
-    :func:`mambaout_mm.cli.add_run_args`): the local rank and the device, the config with
+    :func:`mambaout_mm.utils.cli.add_run_args`): the local rank and the device, the config with
     ``--cfg-options`` and ``--work-dir``, and the list of problems begun with the device check."""
     local_rank_env(args.local_rank)
     select_device(args.device)

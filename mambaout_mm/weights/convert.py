@@ -9,7 +9,7 @@
   norm or head, and the backbone's output norms (``norm0..norm3``) have no place in it.
 
 Both conversions check every tensor by name and shape against the model of the arch (see
-:func:`mambaout_mm.checkpoint.check_weights`).
+:func:`mambaout_mm.weights.checkpoint.check_weights`).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import Any, Mapping
 
 import torch
 
-from .backbone import MambaOutBackbone
+from ..models.backbone import MambaOutBackbone
 from .checkpoint import (CLASSIFIER_PREFIXES, OUTPUT_NORM_PATTERN, CheckpointMismatchError,
                          check_weights, extract_state_dict, infer_arch, read_checkpoint,
                          source_layout, to_official_layout)
-from .mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
-from .version import __version__
+from ..models.mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
+from ..version import __version__
 
 TARGETS = ('backbone', 'official')
 

@@ -99,7 +99,7 @@ def build_model_with_weights(cfg: Config, checkpoint: str | None) -> torch.nn.Mo
     if checkpoint:
         from mmengine.runner import load_checkpoint
 
-        from .checkpoint import local_checkpoint
+        from ..weights.checkpoint import local_checkpoint
         load_checkpoint(model, local_checkpoint(checkpoint, must_exist=True),
                         map_location='cpu', strict=True)
     else:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
 
-from .errors import UnsafeCheckpointError
+from ..utils.errors import UnsafeCheckpointError
 
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 #: whether this torch can allow mmengine's objects in its safe unpickler (torch >= 2.4)

@@ -6,7 +6,7 @@ from mmcv.transforms import LoadImageFromFile
 from mmengine.registry import TRANSFORMS
 
 from .data_check import image_problem
-from .errors import ImageFileError
+from ..utils.errors import ImageFileError
 
 
 @TRANSFORMS.register_module()

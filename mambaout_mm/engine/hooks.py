@@ -7,7 +7,7 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from .errors import NonFiniteLossError
+from ..utils.errors import NonFiniteLossError
 
 
 @HOOKS.register_module()

@@ -3,7 +3,7 @@
 The module tree (``downsample_layers``, ``stages``, ``norm``, ``head``) matches the official
 repository (https://github.com/yuweihao/MambaOut), so its ImageNet checkpoints load with
 ``strict=True``. The timm ``*_rw`` variants are expressed in the same tree (see ``ARCH_SETTINGS``);
-their timm checkpoints load through :mod:`mambaout_mm.checkpoint`.
+their timm checkpoints load through :mod:`mambaout_mm.weights.checkpoint`.
 
 All feature tensors inside the trunk are channels-last (N, H, W, C), as in the official code.
 """
@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from . import backends
-from .errors import ConfigError
+from ..utils.errors import ConfigError
 
 #: Architecture settings of every variant; the one table the project reads them from.
 #: Keys missing from an entry take the defaults in ``ARCH_DEFAULTS``.
@@ -126,7 +126,7 @@ class LayerScale(nn.Module):
 
 class StemLayer(nn.Module):
     """Two 3x3 stride-2 convs: NCHW image -> NHWC features at stride 4. ``backend`` picks their
-    implementation as it does the blocks' (:func:`mambaout_mm.backends.conv`)."""
+    implementation as it does the blocks' (:func:`mambaout_mm.models.backends.conv`)."""
 
     def __init__(self, in_chans: int, out_chans: int, mid_norm: bool = True,
                  act: str = 'gelu', backend: str = 'auto') -> None:
@@ -170,7 +170,7 @@ class GatedCNNBlock(nn.Module):
 
     ``fc1`` makes 2 * hidden channels, split into the gate ``g`` (hidden), an identity part ``i``
     and a conv part ``c`` (conv_ratio * dim); out = x + fc2(act(g) * cat(i, dwconv(c))).
-    :meth:`mix_reference` is that token mixer; :mod:`mambaout_mm.backends` picks the implementation
+    :meth:`mix_reference` is that token mixer; :mod:`mambaout_mm.models.backends` picks the implementation
     that computes it (``backend='auto'``, or one named there).
     """
 
@@ -239,7 +239,7 @@ class MambaOutTrunk(nn.Module):
             all its blocks.
         num_stages: build the first ``num_stages`` stages only (default: all).
         backend: implementation of the blocks' token mixer and of the stem's and downsampling
-            layers' convs (see :mod:`mambaout_mm.backends`).
+            layers' convs (see :mod:`mambaout_mm.models.backends`).
     """
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,

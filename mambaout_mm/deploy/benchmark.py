@@ -27,7 +27,7 @@ def predictors(model: nn.Module, cfg, folder: str, subjects: list[str],
                threads: int) -> dict[str, Callable]:
     from mambaout_runtime import load
 
-    from ..deploy_check import ToolboxInference
+    from .check import ToolboxInference
     out = {}
     for subject in subjects:
         backend, precision = subject.split(':')

@@ -132,7 +132,7 @@ def classes(cfg) -> list[str]:
     meta = dataset.get('metainfo') or {}
     if 'classes' in meta:
         return list(meta['classes'])
-    from .config import toolbox_registry
+    from ..utils.config import toolbox_registry
     return list(toolbox_registry(cfg, 'DATASETS').get(dataset['type']).METAINFO['classes'])
 
 

@@ -6,7 +6,7 @@ mmengine's ``AmpOptimWrapper`` (FP16 with a loss scale) needs a GPU. On a CPU, b
 loss scale, but mmcv's CPU ops (RoIAlign, NMS) take float32 only, so autocast covers the named
 submodules alone (backbone and neck for detectors; backbone and heads for segmentors), whose
 outputs are cast back to float32 for the rest of the model. ``--amp`` chooses this wrapper only
-where the CPU computes bfloat16 natively (:mod:`mambaout_mm.cpu_support`); built elsewhere, it
+where the CPU computes bfloat16 natively (:mod:`mambaout_mm.utils.cpu_support`); built elsewhere, it
 warns once that bfloat16 is emulated there.
 """
 from __future__ import annotations
@@ -22,8 +22,8 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import nn
 
-from . import cpu_support
-from .config import add_hook, toolbox
+from ..utils import cpu_support
+from ..utils.config import add_hook, toolbox
 from .nested import map_floats
 
 #: Submodules that run in bfloat16 under ``CPUAutocastOptimWrapper``, per toolbox.
@@ -101,7 +101,7 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
     """Mixed precision for ``--amp`` or a config that asks for it; returns what was chosen.
 
     With a GPU: FP16 with a dynamic loss scale (mmengine's ``AmpOptimWrapper``, as in the paper).
-    Without one: bfloat16 autocast through :class:`mambaout_mm.amp.CPUAutocastOptimWrapper` where
+    Without one: bfloat16 autocast through :class:`mambaout_mm.engine.amp.CPUAutocastOptimWrapper` where
     the CPU computes bfloat16 natively, else float32 (emulated bfloat16 is many times slower than
     float32). A config that names ``CPUAutocastOptimWrapper`` itself gets it on any CPU.
     """

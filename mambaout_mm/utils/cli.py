@@ -1,6 +1,6 @@
 """What every command-line tool shares: quiet start-up, ``--debug``, and errors as one line.
 
-A tool calls :func:`run` on its ``main``. A :class:`~mambaout_mm.errors.UserError` (a known
+A tool calls :func:`run` on its ``main``. A :class:`~mambaout_mm.utils.errors.UserError` (a known
 problem whose message says what to do) then ends the tool with ``error: MESSAGE`` on stderr and
 exit code 1; ``--debug`` or ``MAMBAOUT_MM_DEBUG=1`` shows its traceback instead. Any other
 exception is a bug and keeps its traceback.

@@ -31,7 +31,7 @@ def check_images(paths: list[str] | None, workdir: str) -> list[str]:
     from mambaout_runtime.image import image_paths, images_in
     if paths:
         return image_paths(paths)
-    from .datasets import make_coco_shapes
+    from ..datasets import make_coco_shapes
     make_coco_shapes(workdir, num_train=1, num_val=4, image_size=(240, 320), seed=1)
     return images_in(os.path.join(workdir, 'val2017'))
 
@@ -44,7 +44,7 @@ class ToolboxInference:
     def __init__(self, model: nn.Module, cfg, from_array: bool = False) -> None:
         from mmengine.dataset import Compose
 
-        from .config import toolbox_registry
+        from ..utils.config import toolbox_registry
         toolbox_registry(cfg, 'TRANSFORMS')  # the toolbox's transforms as the default scope
         steps = [dict(t) for t in cfg.test_dataloader.dataset.pipeline
                  if t['type'] != 'LoadAnnotations']

@@ -22,7 +22,7 @@ from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from .config import build_model, load_config, toolbox
+from ..utils.config import build_model, load_config, toolbox
 
 DETECTION_SHAPE = (800, 1280)
 

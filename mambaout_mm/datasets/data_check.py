@@ -8,8 +8,8 @@ from typing import Any, Iterator
 
 from mmengine.config import Config, ConfigDict
 
-from .errors import RunSetupError
-from .config import toolbox_registry
+from ..utils.errors import RunSetupError
+from ..utils.config import toolbox_registry
 
 #: What each dataset type expects on disk, for the message when it is missing.
 DATASET_LAYOUTS = {
@@ -132,5 +132,5 @@ def name_unreadable_images(cfg: Config) -> None:
             if step.get('type') == 'LoadImageFromFile':
                 step['type'] = 'NamedLoadImageFromFile'
     imports = cfg.setdefault('custom_imports', ConfigDict(imports=[])).setdefault('imports', [])
-    if 'mambaout_mm.transforms' not in imports:
-        imports.append('mambaout_mm.transforms')
+    if 'mambaout_mm.datasets.transforms' not in imports:
+        imports.append('mambaout_mm.datasets.transforms')

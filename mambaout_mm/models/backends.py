@@ -2,7 +2,7 @@
 one place that picks one.
 
 Every implementation computes ``fc2(act(g) * cat(i, dwconv(c))) [+ shortcut]`` from a
-:class:`~mambaout_mm.mambaout.GatedCNNBlock`'s parameters and its normed input ``y`` (NHWC),
+:class:`~mambaout_mm.models.mambaout.GatedCNNBlock`'s parameters and its normed input ``y`` (NHWC),
 and the stem's and downsampling layers' convs: same parameters, same function, other kernels.
 
 * ``reference``: :meth:`GatedCNNBlock.mix_reference`, the formula in eager PyTorch, and the conv
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from . import cpu_kernels
-from .errors import ConfigError
+from ..utils.errors import ConfigError
 
 if TYPE_CHECKING:
     from .mambaout import GatedCNNBlock

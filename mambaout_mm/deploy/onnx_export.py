@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import UserError
+from ..utils.errors import UserError
 
 OPSET = 18  # the dynamo exporter's lowest; LayerNormalization is one ONNX node since 17
 PARTS = ('backbone', 'model')

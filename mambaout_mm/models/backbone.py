@@ -8,9 +8,9 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 
-from .checkpoint import CLASSIFIER_PREFIXES, load_mambaout_weights
-from .errors import ConfigError
-from .registry import register_backbone
+from ..weights.checkpoint import CLASSIFIER_PREFIXES, load_mambaout_weights
+from ..utils.errors import ConfigError
+from ..registry import register_backbone
 from .mambaout import MambaOutTrunk, layer_norm, resolve_arch
 
 
@@ -32,11 +32,11 @@ class MambaOutBackbone(MambaOutTrunk, BaseModule):
         with_cp: activation checkpointing per block (less memory, more compute).
         backend: implementation of the blocks' token mixer and of the stem's and downsampling
             convs: ``'auto'`` (the fastest that runs on the input) or one of
-            :data:`mambaout_mm.backends.BACKENDS`.
+            :data:`mambaout_mm.models.backends.BACKENDS`.
         mixer: the former name of ``backend`` (deprecated; warns).
         init_cfg: ``dict(type='Pretrained', checkpoint=PATH_OR_URL)`` loads official, timm or
             mmengine MambaOut weights from a file or anything mmengine's ``CheckpointLoader``
-            reads (see :mod:`mambaout_mm.checkpoint`); otherwise random init.
+            reads (see :mod:`mambaout_mm.weights.checkpoint`); otherwise random init.
     """
 
     def __init__(self, arch: str | Mapping[str, Any] = 'tiny', in_chans: int = 3,

@@ -18,10 +18,10 @@ from typing import Any, NamedTuple
 from mmengine.config import Config
 
 from .complexity import model_complexity
-from .errors import UserError
+from ..utils.errors import UserError
 from .paper import paper_recipe, paper_table
-from .errors import RunSetupError
-from .config import load_config, toolbox
+from ..utils.errors import RunSetupError
+from ..utils.config import load_config, toolbox
 
 METRICS_FILE, TTA_FILE = 'test_metrics.json', 'test_metrics_tta.json'
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.logging import print_log
 
-from . import compat, cpu_support
+from ..utils import compat, cpu_support
 
 _linear = getattr(getattr(torch.ops, 'mkldnn', None), '_linear_pointwise', None)
 

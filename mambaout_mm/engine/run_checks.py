@@ -1,7 +1,7 @@
 """Checks made before ``tools/train.py`` or ``tools/test.py`` starts mmengine's Runner.
 
-Each check raises :class:`~mambaout_mm.errors.RunSetupError` (or another
-:class:`~mambaout_mm.errors.UserError`) naming the problem and its fix; :class:`Problems` runs
+Each check raises :class:`~mambaout_mm.utils.errors.RunSetupError` (or another
+:class:`~mambaout_mm.utils.errors.UserError`) naming the problem and its fix; :class:`Problems` runs
 them all and reports every problem found in one message, so that a run which cannot start says
 everything at once (no GPU, weights missing, data missing) instead of one problem a try.
 """
@@ -15,8 +15,8 @@ from typing import Any, Iterator
 import torch
 from mmengine.config import Config
 
-from . import checkpoint
-from .errors import ConfigError, RunSetupError, UserError
+from ..weights import checkpoint
+from ..utils.errors import ConfigError, RunSetupError, UserError
 
 #: How to get mmcv with its compiled ops, named wherever they are missing.
 MMCV_OPS_HELP = ('Install mmcv 2.1.0 with its ops: `mim install "mmcv==2.1.0"` where OpenMMLab '
@@ -169,7 +169,7 @@ def check_mmcv_and_datasets(problems: Problems, cfg: Config, phases: tuple[str, 
     with problems.check():
         check_mmcv_ops()
     if len(problems.found) == found:
-        from .data_check import check_datasets, name_unreadable_images
+        from ..datasets.data_check import check_datasets, name_unreadable_images
         name_unreadable_images(cfg)
         with problems.check():
             check_datasets(cfg, phases)

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from . import safe_load
-from .errors import CheckpointMismatchError, CheckpointNotFoundError, CheckpointReadError
-from .mambaout import ARCH_SETTINGS, resolve_arch
+from ..utils.errors import CheckpointMismatchError, CheckpointNotFoundError, CheckpointReadError
+from ..models.mambaout import ARCH_SETTINGS, resolve_arch
 
 OFFICIAL_RELEASE = 'https://github.com/yuweihao/MambaOut/releases/download/model'
 
@@ -65,7 +65,7 @@ def local_checkpoint(source: str | Path, must_exist: bool = False) -> str:
     """Where ``source`` is read from: a local path (``file://`` stripped; an existing file is
     checked with :func:`check_checkpoint_file`), the downloaded copy of an ``http(s)://`` URL, or
     another mmengine scheme as it is. A missing local file raises
-    :class:`~mambaout_mm.errors.CheckpointNotFoundError` with ``must_exist``, else is returned for
+    :class:`~mambaout_mm.utils.errors.CheckpointNotFoundError` with ``must_exist``, else is returned for
     the caller to report."""
     source = str(source)
     if source.startswith(('http://', 'https://')):
