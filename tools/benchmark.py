@@ -25,7 +25,8 @@ import textwrap
 
 import torch
 
-from mambaout_mm import cli, cpu_kernels, cpu_support
+from mambaout_mm.models import cpu_kernels
+from mambaout_mm.utils import cli, cpu_support
 from mambaout_mm.benchmark.precision import default_dtypes
 from mambaout_mm.benchmark.run import run_benchmark
 from mambaout_mm.benchmark.subjects import (SUBJECTS, build_subjects, default_shape,

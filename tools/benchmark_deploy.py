@@ -25,7 +25,7 @@ import time
 import cv2
 import torch
 
-from mambaout_mm import cli, cpu_support
+from mambaout_mm.utils import cli, cpu_support
 from mambaout_mm.deploy.benchmark import (SHAPES, SUBJECTS, accuracy, default_subjects,
                                             gemm_gflops, predictors)
 from mambaout_mm.benchmark.timing import Timing, time_interleaved

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from mmengine.config import DictAction
 
 from mambaout_mm.datasets.data_check import IMAGE_KEYS, build_dataset, check_datasets, image_problem
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.utils.config import load_config
 

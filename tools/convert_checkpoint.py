@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.weights.convert import TARGETS, convert_checkpoint
 from mambaout_mm.models.mambaout import ARCH_SETTINGS
 

@@ -17,7 +17,7 @@ import numpy as np
 from mmengine.config import DictAction
 from PIL import Image, ImageDraw
 
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.weights.checkpoint import local_checkpoint
 from mambaout_mm.utils.config import load_config, toolbox, toolbox_registry

@@ -3,7 +3,7 @@
     python tools/export_onnx.py CONFIG [CHECKPOINT] --out FILE.onnx [--part backbone|model]
                                 [--shape H W] [--batch N] [--dynamic] [--tolerance T]
     python tools/export_onnx.py CONFIG [CHECKPOINT] --part end2end --out FOLDER
-                                [--check-images IMG|DIR ...] [--score-thr 0.3]
+                                [--check-images IMG|DIR ...] [--score-thr T]
 
 ``--part end2end``: the whole Mask R-CNN (image -> boxes, scores, labels, masks) or UperNet
 (image -> label map) as a folder that ``tools/deploy.py`` runs without torch (graphs and a
@@ -27,10 +27,11 @@ from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
 from mambaout_mm.deploy.onnx_export import PARTS, ExportError, compare, export, network
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.engine.run_checks import check_pretrained_weights
 from mambaout_mm.utils.config import build_model_with_weights, load_config
+from mambaout_runtime.outputs import SCORE_THRESHOLD
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -43,7 +44,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--part', choices=(*PARTS, 'end2end'), default='model')
     parser.add_argument('--check-images', nargs='+', metavar='IMG|DIR',
                         help='end2end: images to compare on (default: generated shapes images)')
-    parser.add_argument('--score-thr', type=float, default=0.3,
+    parser.add_argument('--score-thr', type=float, default=SCORE_THRESHOLD,
                         help='end2end: detections compared from this score up')
     parser.add_argument('--shape', type=int, nargs=2, default=(512, 512), metavar=('H', 'W'))
     parser.add_argument('--batch', type=int, default=1)

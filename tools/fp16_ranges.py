@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.benchmark.subjects import default_shape
 from mambaout_mm.benchmark.synthetic import ConfigModel
 from mambaout_mm.engine.fp16_emulation import gpu_fp16_autocast, largest_values

@@ -16,7 +16,7 @@ import json
 from mmengine.config import DictAction
 
 from mambaout_mm.evaluation.complexity import model_complexity
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.evaluation.published_costs import cost_table, published_cost
 

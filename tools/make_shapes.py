@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.evaluation.report import (format_csv, format_markdown, load_run, plot_report,
                                 report_tables)
 

@@ -11,7 +11,7 @@ import argparse
 import json
 import os.path as osp
 
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.weights.checkpoint import local_checkpoint
 from mambaout_mm.engine.run_checks import check_backbone, check_mmcv_and_datasets
 from mambaout_mm.engine.runner import (build_runner, enable_output, enable_tta, enable_visualization,

@@ -9,7 +9,7 @@ data) is checked first, and every problem found is reported in one message.
 """
 import argparse
 
-from mambaout_mm import cli
+from mambaout_mm.utils import cli
 from mambaout_mm.engine.amp import setup_amp
 from mambaout_mm.weights.checkpoint import local_checkpoint
 from mambaout_mm.utils.config import add_hook
