@@ -9,7 +9,7 @@ PYTEST_ARGS ?= -q
 OLDEST_VENV ?= .venv-oldest
 OLDEST_TORCH ?= 2.1.2
 
-.PHONY: env test test-slow test-gpu test-oldest quickstart quickstart-seg costs
+.PHONY: env lint test test-slow test-gpu test-oldest quickstart quickstart-seg costs
 
 # `make costs`: the recipes beyond Tables 2 and 3 beside ConvNeXt and Swin (the configs listed in
 # mambaout_mm/data/published_costs.json, "cost_table"), counted in one run (docs/results.md).
@@ -17,8 +17,12 @@ OLDEST_TORCH ?= 2.1.2
 env:
 	VENV=$(VENV) bash tools/setup_env.sh
 
-test: env
+# The linter first (seconds; its rules are in pyproject.toml), then the suite.
+test: env lint
 	$(PY) -m pytest tests -m "not slow and not gpu" $(PYTEST_ARGS)
+
+lint: env
+	$(PY) -m ruff check .
 
 test-slow: env
 	$(PY) -m pytest tests -m "slow and not gpu" $(PYTEST_ARGS)
@@ -34,10 +38,10 @@ test-oldest:
 	$(OLDEST_VENV)/bin/python -m pytest tests -m "not slow and not safe_globals and not cpu_grad_scaler and not gpu" $(PYTEST_ARGS)
 
 quickstart: env
-	PYTHON=$(PY) bash tools/quickstart.sh det
+	PYTHON=$(PY) bash tools/quickstart.sh detection
 
 quickstart-seg: env
-	PYTHON=$(PY) bash tools/quickstart.sh seg
+	PYTHON=$(PY) bash tools/quickstart.sh segmentation
 
 costs: env
 	mkdir -p work_dirs

@@ -1,7 +1,7 @@
 """``tools/deploy.py`` / ``python -m mambaout_runtime``: run a deployed model on images.
 
     python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
-        [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr 0.3]
+        [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr T]
         [--eval ANN.json|LABEL_DIR]
 
 ``--calibrate DIR`` first quantises the folder for ``--precision int8`` (NNCF, on the images
@@ -25,7 +25,7 @@ from .engines import BACKENDS, PRECISIONS, BackendError
 from .evaluate import AnnotationError, CocoAnnotations, LabelMapScore
 from .image import ImageReadError, image_paths, read_image
 from .manifest import ManifestError
-from .outputs import coco_results, draw_detections, draw_label_map
+from .outputs import SCORE_THRESHOLD, coco_results, draw_detections, draw_label_map
 
 KNOWN_ERRORS = (ManifestError, BackendError, ImageReadError, AnnotationError)
 
@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='int8: quantise the model first, calibrated on these images '
                              '(needs openvino and nncf)')
     parser.add_argument('--threads', type=int, help='default: the backend\'s (all cores)')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='drawn detections')
+    parser.add_argument('--score-thr', type=float, default=SCORE_THRESHOLD, help='drawn detections')
     parser.add_argument('--eval', metavar='ANN.json|LABEL_DIR',
                         help='COCO annotations (detection) or a label-map folder (segmentation)')
     return parser.parse_args(argv)

@@ -3,7 +3,6 @@ decoding and bilinear resize (mmcv's backend), mmcv's keep-ratio rule, then the 
 preprocessor's channel flip, normalisation and padding."""
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass
 
@@ -24,10 +23,18 @@ def read_image(path: str) -> np.ndarray:
     return image
 
 
+#: The image files the tools read from a folder, matched whatever the case of the suffix.
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+
+
+def is_image(path: str) -> bool:
+    return os.path.splitext(path)[1].lower() in IMAGE_SUFFIXES
+
+
 def images_in(folder: str) -> list[str]:
-    """The images (.jpg, .jpeg, .png, .bmp) in ``folder``, sorted."""
-    return sorted(p for ext in ('jpg', 'jpeg', 'png', 'bmp')
-                  for p in glob.glob(os.path.join(folder, f'*.{ext}')))
+    """The images (``IMAGE_SUFFIXES``, any case) in ``folder``, sorted."""
+    return sorted(entry.path for entry in os.scandir(folder)
+                  if entry.is_file() and is_image(entry.name))
 
 
 def image_paths(items: list[str]) -> list[str]:

@@ -6,6 +6,9 @@ import colorsys
 import cv2
 import numpy as np
 
+#: The score from which detections are drawn and compared, unless a tool is told otherwise.
+SCORE_THRESHOLD = 0.3
+
 
 def palette(n: int) -> np.ndarray:
     """``n`` distinct BGR colours."""

@@ -1,4 +1,5 @@
 """The dense-prediction backbone: shapes, strides, options, registries."""
+import importlib
 import math
 
 import pytest
@@ -107,7 +108,7 @@ def test_registered_in_both_toolboxes():
 @pytest.mark.parametrize('scope', ['mmdet', 'mmseg'])
 def test_builds_from_a_config_dict_in_each_default_scope(scope):
     init_default_scope(scope)
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    registry = importlib.import_module(f'{scope}.registry').MODELS
     backbone = registry.build(dict(type='MambaOutBackbone', arch='femto', out_indices=(1, 2, 3),
                                    drop_path_rate=0.1))
     assert isinstance(backbone, MambaOutBackbone)

@@ -10,7 +10,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mambaout_mm import cpu_kernels, cpu_support
+from mambaout_mm.models import cpu_kernels
+
+from mambaout_mm.utils import cpu_support
 from mambaout_mm.models.backbone import MambaOutBackbone
 from mambaout_mm.models.mambaout import GatedCNNBlock
 from mambaout_mm.models.random_weights import randomize_
@@ -331,7 +333,8 @@ AVX2_LIMITS = dict(ONEDNN_MAX_CPU_ISA='AVX2', ATEN_CPU_CAPABILITY='avx2',
                    MKL_ENABLE_INSTRUCTIONS='AVX2')
 AVX2_SCRIPT = """
 import json, torch
-from mambaout_mm import cpu_kernels, cpu_support
+from mambaout_mm.models import cpu_kernels
+from mambaout_mm.utils import cpu_support
 from mambaout_mm.models.mambaout import GatedCNNBlock
 torch.manual_seed(0)
 block = GatedCNNBlock(32)

@@ -3,7 +3,7 @@ import io
 
 import pytest
 
-from mambaout_mm import cpu_support
+from mambaout_mm.utils import cpu_support
 
 EPYC = """processor\t: 0
 vendor_id\t: AuthenticAMD

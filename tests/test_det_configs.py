@@ -48,7 +48,7 @@ def test_every_config_loads_and_builds(path: Path):
 def test_table2_config_follows_the_paper_and_mmdets_1x(size):
     """Checked against the paper's stated setup (paper_results.json) and mmdet's own 1x configs,
     not against literals restated here."""
-    cfg, setup, recipe = load(f'mambaout_{size}_1x.py'), paper_setup('det'), paper_recipe('det')
+    cfg, setup, recipe = load(f'mambaout_{size}_1x.py'), paper_setup('detection'), paper_recipe('detection')
     backbone = cfg.model.backbone
     assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
     # the official ImageNet-1k release of this variant, fetched by URL
@@ -87,14 +87,14 @@ def test_table2_drop_path_rates_are_ours_below_the_authors_segmentation_ones():
     rates = [load(f'mambaout_{size}_1x.py').model.backbone.drop_path_rate for size in TABLE2]
     assert rates == sorted(set(rates)) and rates[0] > 0
     for size, rate in zip(TABLE2, rates):
-        assert rate <= min(paper_setup('seg')['drop_path_rate'][size])
+        assert rate <= min(paper_setup('segmentation')['drop_path_rate'][size])
 
 
 @pytest.mark.parametrize('size', TABLE2)
 def test_detector_parameters_match_table2(size):
     model = build(REPO / 'configs' / 'mask_rcnn' / f'mambaout_{size}_1x.py')
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    assert params == pytest.approx(paper_row('det', TABLE2[size])['params_m'], abs=0.5)
+    assert params == pytest.approx(paper_row('detection', TABLE2[size])['params_m'], abs=0.5)
 
 
 # Our 3x recipes -> the mmdet ConvNeXt configs whose recipe they run (S: drop path only).
@@ -169,7 +169,7 @@ def test_amp_is_fp16_on_a_gpu_and_bfloat16_only_on_a_cpu_that_has_it(monkeypatch
                                                                       bf16_native, expected):
     import torch
 
-    from mambaout_mm import cpu_support
+    from mambaout_mm.utils import cpu_support
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: has_gpu)
     # a CPU with or without bf16 instructions, whatever this one has (the log names the reason)
     monkeypatch.setattr(cpu_support, 'bf16_native', lambda: bf16_native)
@@ -199,7 +199,7 @@ def test_bf16_named_in_the_config_is_kept_on_any_cpu(monkeypatch):
     log says that bf16 is emulated."""
     import torch
 
-    from mambaout_mm import cpu_support
+    from mambaout_mm.utils import cpu_support
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
     monkeypatch.setattr(cpu_support, 'bf16_native', lambda: False)
     cfg = load('mambaout_tiny_1x.py')

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mambaout_mm import cpu_support
+from mambaout_mm.utils import cpu_support
 from mambaout_mm.datasets import make_coco_shapes
 
 from .tools_helpers import (CPU_ONLY, IN_PROCESS_LOADERS, KEEP_LOW_SCORES, checkpoint_meta,
@@ -221,7 +221,7 @@ def test_ema_and_layer_decay_from_a_config(workspace):
         "                     paramwise_cfg=dict(_delete_=True, decay_rate=0.8, num_layers=6))\n")
     run_tool(tool('train.py'), str(config_file), '--work-dir', 'work_dirs/ema', '--cfg-options',
              'train_cfg.max_epochs=1', *FAST, cwd=workspace)
-    from mambaout_mm import safe_load
+    from mambaout_mm.weights import safe_load
     saved = safe_load.load(workspace / 'work_dirs/ema/epoch_1.pth')
     weights, averaged = saved['state_dict'], saved['ema_state_dict']
     key = 'backbone.stages.0.0.fc1.weight'

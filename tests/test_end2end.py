@@ -4,6 +4,7 @@ steps against mmcv's and mmdet's own functions."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -44,7 +45,7 @@ def test_mask_rcnn_exports_whole_and_agrees_with_mmdet_on_images(deployed):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert 'deployed model agrees with mmdet on 4 images (' in proc.stdout
     compared = [int(n) for n in
-                __import__('re').findall(r'jpg: (\d+) compared', proc.stdout)]
+                re.findall(r'jpg: (\d+) compared', proc.stdout)]
     assert len(compared) == 4 and min(compared) > 0  # detections were there to compare
     manifest = json.loads((root / 'det' / 'manifest.json').read_text())
     assert manifest['task'] == 'detection' and manifest['classes'][0] == 'circle'

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 SCRIPT = """
-import json, sys
+import importlib, json, sys
 for name in {blocked!r}:
     sys.modules[name] = None  # `import name` now raises ImportError, as if it were not installed
 import mambaout_mm
@@ -17,7 +17,7 @@ built = None
 if {scope!r}:
     from mmengine.registry import init_default_scope
     init_default_scope({scope!r})
-    registry = __import__({scope!r} + '.registry', fromlist=['MODELS']).MODELS
+    registry = importlib.import_module({scope!r} + '.registry').MODELS
     backbone = registry.build(dict(type='MambaOutBackbone', arch='femto', out_indices=(1, 3)))
     built = type(backbone).__name__, backbone.out_indices
 print(json.dumps(dict(loaded_by_import=loaded, built=built)))

@@ -9,7 +9,7 @@ import pytest
 from mmengine.config import Config
 from PIL import Image
 
-from mambaout_mm import report
+from mambaout_mm.evaluation import report
 from mambaout_mm.evaluation.paper import paper_row, paper_table
 from mambaout_mm.evaluation.report import ReportError, format_csv, format_markdown, load_run, report_tables
 
@@ -63,8 +63,8 @@ def ours(rows, run):
 
 
 def test_detection_numbers_and_differences_to_the_paper(tables):
-    row = ours(tables['det'], 'det_tiny')
-    paper = paper_row('det', 'MambaOut-Tiny')
+    row = ours(tables['detection'], 'det_tiny')
+    paper = paper_row('detection', 'MambaOut-Tiny')
     assert (row['Backbone'], row['Paper row']) == ('MambaOut-Tiny', 'MambaOut-Tiny')
     for column, key in DET_KEYS.items():
         value = round(DET_METRICS[f'coco/{key}'] * 100, 1)
@@ -74,8 +74,8 @@ def test_detection_numbers_and_differences_to_the_paper(tables):
 
 
 def test_segmentation_single_and_multi_scale(tables):
-    row = ours(tables['seg'], 'seg_small')
-    paper = paper_row('seg', 'MambaOut-Small')
+    row = ours(tables['segmentation'], 'seg_small')
+    paper = paper_row('segmentation', 'MambaOut-Small')
     assert (row['mIoU SS'], row['mIoU MS']) == (round(SEG_SS['mIoU'], 1), round(SEG_MS['mIoU'], 1))
     assert row['Δ mIoU SS'] == pytest.approx(round(SEG_SS['mIoU'], 1) - paper['mIoU_ss'])
     assert row['Δ mIoU MS'] == pytest.approx(round(SEG_MS['mIoU'], 1) - paper['mIoU_ms'])
@@ -85,7 +85,7 @@ def test_runs_without_a_paper_row_or_tta_show_dashes(tables):
     text = format_markdown(tables)
     det_femto = next(line for line in text.splitlines() if 'det_femto' in line)
     cells = [c.strip() for c in det_femto.strip('|').split('|')]
-    columns = report.table_columns('det')
+    columns = report.table_columns('detection')
     assert cells[columns.index('Backbone')] == 'MambaOut-Femto'
     assert cells[columns.index('APb')] == f"{DET_METRICS['coco/bbox_mAP'] * 50:.1f}"
     assert all(cells[i] == '-' for i, c in enumerate(columns)
@@ -93,7 +93,7 @@ def test_runs_without_a_paper_row_or_tta_show_dashes(tables):
 
     seg_femto = next(line for line in text.splitlines() if 'seg_femto' in line)
     cells = [c.strip() for c in seg_femto.strip('|').split('|')]
-    columns = report.table_columns('seg')
+    columns = report.table_columns('segmentation')
     assert cells[columns.index('mIoU SS')] == '71.3'
     assert cells[columns.index('mIoU MS')] == '-'  # no test_metrics_tta.json
     assert cells[columns.index('Δ mIoU SS')] == '-'
@@ -109,7 +109,7 @@ def test_a_run_of_another_recipe_is_compared_with_no_paper_row(tmp_path):
     tables = report_tables([load_run(write_run(tmp_path / 'det_3x', three_x, DET_METRICS)),
                             load_run(write_run(tmp_path / 'seg_640', crop_640, SEG_SS, SEG_MS))],
                            macs=False)
-    det, seg = ours(tables['det'], 'det_3x'), ours(tables['seg'], 'seg_640')
+    det, seg = ours(tables['detection'], 'det_3x'), ours(tables['segmentation'], 'seg_640')
     assert det['Paper row'] == 'no paper row: max_epochs 36 (paper: 12)'
     assert seg['Paper row'] == 'no paper row: crop_size [640, 640] (paper: [512, 512])'
     assert det['APb'] == round(DET_METRICS['coco/bbox_mAP'] * 100, 1)
@@ -117,13 +117,13 @@ def test_a_run_of_another_recipe_is_compared_with_no_paper_row(tmp_path):
 
 
 def test_paper_rows_follow_ours_in_separate_tables(tables):
-    assert list(tables) == ['det', 'seg']
-    for task in ('det', 'seg'):
+    assert list(tables) == ['detection', 'segmentation']
+    for task in ('detection', 'segmentation'):
         sources = [r['Source'] for r in tables[task]]
         assert sources == sorted(sources)  # 'ours' first, then 'paper'
         paper_rows = {r['Backbone']: r for r in tables[task] if r['Source'] == 'paper'}
         assert list(paper_rows) == list(paper_table(task))
-    assert paper_rows['Swin-B']['mIoU MS'] == paper_row('seg', 'Swin-B')['mIoU_ms']
+    assert paper_rows['Swin-B']['mIoU MS'] == paper_row('segmentation', 'Swin-B')['mIoU_ms']
     text = format_markdown(tables)
     assert text.count('| paper | - | ConvNeXt-T |') == 2
     assert text.index('Table 2') < text.index('det_tiny') < text.index('Table 3') \
@@ -134,15 +134,15 @@ def test_csv(tables):
     blocks = format_csv(tables).strip().split('\n\n')
     assert len(blocks) == 2
     det = list(csv.DictReader(io.StringIO(blocks[0])))
-    assert list(det[0]) == ['Task', *report.table_columns('det')]
+    assert list(det[0]) == ['Task', *report.table_columns('detection')]
     tiny = next(r for r in det if r['Run'].endswith('det_tiny'))
-    paper = paper_row('det', 'MambaOut-Tiny')
-    assert tiny['Task'] == 'det' and tiny['APb'] == '45.2'
+    paper = paper_row('detection', 'MambaOut-Tiny')
+    assert tiny['Task'] == 'detection' and tiny['APb'] == '45.2'
     assert float(tiny['Δ APb']) == pytest.approx(45.2 - paper['bbox_mAP'])
     swin_b = next(r for r in det if r['Backbone'] == 'Swin-B')
     assert (swin_b['Source'], swin_b['APb'], swin_b['APb50']) == ('paper', '46.9', '-')
     seg = list(csv.DictReader(io.StringIO(blocks[1])))
-    assert {r['Task'] for r in seg} == {'seg'}
+    assert {r['Task'] for r in seg} == {'segmentation'}
 
 
 def test_params_and_macs_counted_once_per_config(work_dirs, tmp_path, monkeypatch):
@@ -154,9 +154,9 @@ def test_params_and_macs_counted_once_per_config(work_dirs, tmp_path, monkeypatc
 
     monkeypatch.setattr(report, 'model_complexity', fake)
     again = write_run(tmp_path / 'det_tiny_again', DET_TINY, DET_METRICS)
-    rows = report_tables([load_run(work_dirs['det_tiny']), load_run(again)])['det']
+    rows = report_tables([load_run(work_dirs['det_tiny']), load_run(again)])['detection']
     assert calls == [DET_TINY]
-    paper = paper_row('det', 'MambaOut-Tiny')
+    paper = paper_row('detection', 'MambaOut-Tiny')
     row = rows[0]
     assert (row['Params (M)'], row['MACs (G)']) == (44.94, 263.4)
     assert row['Δ Params (M)'] == pytest.approx(round(44.94 - paper['params_m'], 1))
@@ -168,7 +168,7 @@ def test_config_falls_back_to_the_copy_in_the_work_dir(tmp_path, monkeypatch):
                          {'aAcc': 90.0, 'mIoU': 60.0})
     Config.fromfile(SEG_FEMTO).dump(str(work_dir / 'mambaout_femto_shapes.py'))  # as mmengine does
     run = load_run(work_dir)
-    assert (run.task, run.arch, run.config_path) == ('seg', 'femto',
+    assert (run.task, run.arch, run.config_path) == ('segmentation', 'femto',
                                                      str(work_dir / 'mambaout_femto_shapes.py'))
 
     (work_dir / 'mambaout_femto_shapes.py').unlink()
@@ -186,7 +186,7 @@ def test_cli_markdown_and_csv_without_macs(work_dirs):
     out = run_tool(tool('report.py'), *dirs, '--no-macs', '--format', 'csv').stdout
     rows = list(csv.reader(io.StringIO(out)))
     assert rows[0][:5] == ['Task', 'Source', 'Run', 'Backbone', 'APb']
-    assert any(r[:2] == ['seg', 'ours'] and r[2] == dirs[1] for r in rows)
+    assert any(r[:2] == ['segmentation', 'ours'] and r[2] == dirs[1] for r in rows)
 
     proc = run_tool(tool('report.py'), dirs[0], '--no-macs', '--plot', 'x.png', check=False)
     assert proc.returncode != 0 and 'drop --no-macs' in proc.stderr

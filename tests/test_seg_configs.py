@@ -55,7 +55,7 @@ def test_every_config_loads_and_builds(path: Path):
 def test_table3_config_follows_the_authors_and_mmsegs_ade20k(size):
     """Checked against the authors' stated setup (paper_results.json: the paper and the first
     author's issue #251) and mmseg's own ADE20K configs, not against literals restated here."""
-    cfg, setup, recipe = load(f'mambaout_{size}_160k.py'), paper_setup('seg'), paper_recipe('seg')
+    cfg, setup, recipe = load(f'mambaout_{size}_160k.py'), paper_setup('segmentation'), paper_recipe('segmentation')
     backbone = cfg.model.backbone
     assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
     assert backbone.drop_path_rate in setup['drop_path_rate'][size]
@@ -97,7 +97,7 @@ def test_table3_config_follows_the_authors_and_mmsegs_ade20k(size):
 def test_segmentor_parameters_match_table3(size):
     model = build(REPO / 'configs' / 'upernet' / f'mambaout_{size}_160k.py')
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    assert params == pytest.approx(paper_row('seg', TABLE3[size])['params_m'], abs=0.5)
+    assert params == pytest.approx(paper_row('segmentation', TABLE3[size])['params_m'], abs=0.5)
 
 
 def test_base_plus_at_512_is_table3_base_with_imagenet_12k_weights():

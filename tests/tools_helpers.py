@@ -44,7 +44,7 @@ def run_tool(*args: str, check: bool = True, timeout: float = 600,
 
 def checkpoint_meta(path: Path) -> dict:
     """The ``meta`` of a checkpoint saved by mmengine's Runner (loaded safely where torch can)."""
-    from mambaout_mm import safe_load
+    from mambaout_mm.weights import safe_load
     return safe_load.load(path)['meta']
 
 

@@ -29,13 +29,10 @@ from mambaout_mm.utils import cli, cpu_support
 from mambaout_mm.deploy.benchmark import (SHAPES, SUBJECTS, accuracy, default_subjects,
                                             gemm_gflops, predictors)
 from mambaout_mm.benchmark.timing import Timing, time_interleaved
+from mambaout_mm.datasets.shapes import LAYOUTS
 from mambaout_mm.utils.config import build_model_with_weights, load_config, toolbox
 from mambaout_runtime.image import images_in
 
-DATA = {'mmdet': ('data/coco_shapes', 'train2017', 'val2017',
-                  'annotations/instances_val2017.json'),
-        'mmseg': ('data/ade_shapes', 'images/training', 'images/validation',
-                  'annotations/validation')}
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,12 +77,12 @@ def main() -> None:
     subjects = args.subjects or default_subjects()
     cfg = load_config(args.config)
     scope = toolbox(cfg)
-    root, train, val, labels = DATA[scope]
-    root = args.data or root
-    train_images = images_in(os.path.join(root, train))[:args.calibration]
+    layout = LAYOUTS[scope]
+    root = args.data or layout.root
+    train_images = images_in(os.path.join(root, layout.train_images))[:args.calibration]
     if not train_images:
-        raise FileNotFoundError(f'No training images under {root}/{train}: make them with '
-                                f'tools/make_shapes.py, or give --data.')
+        raise FileNotFoundError(f'No training images under {root}/{layout.train_images}: make '
+                                f'them with tools/make_shapes.py, or give --data.')
     model, cfg, manifest = deploy(args.config, args.checkpoint,
                                   os.path.join(args.work_dir, 'timed'), subjects, train_images)
     shape = tuple(args.shape or SHAPES[manifest['task']])
@@ -107,8 +104,8 @@ def main() -> None:
                                                   subjects, train_images)
         acc_run = predictors(acc_model, acc_cfg, os.path.join(args.work_dir, 'accuracy'),
                              subjects, args.threads)
-        val_images = images_in(os.path.join(root, val))
-        scores = {s: accuracy(p, acc_manifest, val_images, os.path.join(root, labels))
+        val_images = images_in(os.path.join(root, layout.val_images))
+        scores = {s: accuracy(p, acc_manifest, val_images, os.path.join(root, layout.val_labels))
                   for s, p in acc_run.items()}
     header = (f'{time.strftime("%Y-%m-%d")}; {cpu_support.describe()}; {args.threads} threads; '
               f'{args.config} at {shape[0]}x{shape[1]}, batch 1, {args.repeats} interleaved runs '

@@ -21,8 +21,9 @@ from mambaout_mm.utils import cli
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.weights.checkpoint import local_checkpoint
 from mambaout_mm.utils.config import load_config, toolbox, toolbox_registry
+from mambaout_runtime.image import IMAGE_SUFFIXES, images_in
+from mambaout_runtime.outputs import SCORE_THRESHOLD
 
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,7 +33,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('checkpoint', nargs='?', help='checkpoint file (optional)')
     parser.add_argument('--out', required=True, help='output PNG file')
     parser.add_argument('--num', type=int, default=6, help='images taken from a folder')
-    parser.add_argument('--score-thr', type=float, default=0.3, help='detection score threshold')
+    parser.add_argument('--score-thr', type=float, default=SCORE_THRESHOLD,
+                        help='detection score threshold')
     parser.add_argument('--device', default='cpu', help='device, e.g. cpu or cuda:0')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings')
@@ -44,9 +46,9 @@ def list_images(path: Path, num: int) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise RunSetupError(f'no image or folder at {path}')
-    images = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:num]
+    images = [Path(p) for p in images_in(str(path))][:num]
     if not images:
-        raise RunSetupError(f'no {"/".join(IMAGE_SUFFIXES)} images in {path}')
+        raise RunSetupError(f"no {'/'.join(IMAGE_SUFFIXES)} images in {path}")
     return images
 
 

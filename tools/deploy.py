@@ -2,7 +2,7 @@
 mmcv or mmdet: pictures, COCO-format detections or label maps, and ``--eval`` accuracy.
 
     python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
-        [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr 0.3]
+        [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr T]
         [--eval ANN.json|LABEL_DIR]
 
 The same as ``python -m mambaout_runtime``; see mambaout_runtime/cli.py.

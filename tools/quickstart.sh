@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # The README's main command: generated data -> train -> evaluate -> a picture, on a CPU in minutes.
-#   bash tools/quickstart.sh det   Mask R-CNN (COCO-format shapes): bbox and segm mAP
-#   bash tools/quickstart.sh seg   UperNet (ADE20K-layout shapes): single- and multi-scale mIoU
+#   bash tools/quickstart.sh detection      Mask R-CNN (COCO-format shapes): bbox and segm mAP
+#   bash tools/quickstart.sh segmentation   UperNet (ADE20K-layout shapes): single- and multi-scale mIoU
 # Re-running resumes an interrupted training and reuses a finished one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
-TASK=${1:-det}
+TASK=${1:-detection}
 case "$TASK" in
-  det) KIND=coco; DATA=data/coco_shapes; CONFIG=configs/mask_rcnn/mambaout_femto_shapes.py
+  detection) KIND=coco; DATA=data/coco_shapes; CONFIG=configs/mask_rcnn/mambaout_femto_shapes.py
        VAL=$DATA/val2017; MAKE_ARGS=(--num-train 400) ;;
-  seg) KIND=ade; DATA=data/ade_shapes; CONFIG=configs/upernet/mambaout_femto_shapes.py
+  segmentation) KIND=ade; DATA=data/ade_shapes; CONFIG=configs/upernet/mambaout_femto_shapes.py
        VAL=$DATA/images/validation; MAKE_ARGS=() ;;
-  *) echo "usage: $0 det|seg" >&2; exit 2 ;;
+  *) echo "usage: $0 detection|segmentation" >&2; exit 2 ;;
 esac
 WORK=work_dirs/quickstart_$TASK
 START=$SECONDS
@@ -24,7 +24,7 @@ echo "==> [2/4] training $CONFIG (log: $WORK)"
 CHECKPOINT=$(cat "$WORK/last_checkpoint")
 echo "==> [3/4] evaluating $CHECKPOINT"
 "$PY" tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK"
-if [ "$TASK" = seg ]; then
+if [ "$TASK" = segmentation ]; then
   "$PY" tools/test.py "$CONFIG" "$CHECKPOINT" --work-dir "$WORK" --tta
 fi
 echo "==> [4/4] drawing predictions on validation images"

@@ -120,7 +120,7 @@ step "check mmcv's ops on this machine's device"
 step "install mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, timm and test tools"
 # mmpretrain: the ConvNeXt of the peers' configs that tools/get_flops.py counts beside ours
 "${PIP[@]}" "mmdet==$MMDET_VERSION" "mmsegmentation==$MMSEG_VERSION" ftfy regex \
-  "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest
+  "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest "ruff==0.17.6"
 
 step "install the ONNX export and deployment tools where torch has the dynamo exporter (>= 2.6)"
 if "$PY" -c "import sys, torch; sys.exit(not hasattr(torch.export.Dim, 'AUTO'))" 2>/dev/null; then

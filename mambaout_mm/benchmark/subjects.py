@@ -3,16 +3,18 @@ network ONNX export takes, in PyTorch or ONNX Runtime."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Callable
 
 import torch
 from torch import nn
 
+from ..models.mambaout import variants
 from ..utils.errors import ConfigError
 from .synthetic import ConfigModel
 
-#: MambaOut sizes by the letter of their subject names
-SIZES = {'t': 'tiny', 's': 'small', 'b': 'base'}
+#: The official variants by the letter of their subject names (``mambaout_t`` is tiny)
+SIZES = {name[0]: name for name in variants('official')}
 
 
 class TimmFeatures(nn.Module):
@@ -91,20 +93,16 @@ def _convnext_t() -> nn.Module:
 #: name -> builder; ``timm_mambaout_*`` and ``*_onnxruntime`` subjects copy the weights of the
 #: matching ours.
 SUBJECTS: dict[str, Callable[[], nn.Module]] = {
-    'mambaout_t': lambda: mambaout_backbone('tiny'),
-    'mambaout_s': lambda: mambaout_backbone('small'),
-    'mambaout_b': lambda: mambaout_backbone('base'),
     'mambaout_t_cp': lambda: mambaout_backbone('tiny', with_cp=True),
     # the block's plain formula
     'mambaout_t_ref': lambda: mambaout_backbone('tiny', backend='reference'),
     'mambaout_t_compiled': lambda: torch.compile(mambaout_backbone('tiny')),
     'mambaout_t_onnxruntime': lambda: OnnxRuntimeModule(mambaout_backbone('tiny')),
-    'timm_mambaout_t': lambda: timm_mambaout('tiny'),
-    'timm_mambaout_s': lambda: timm_mambaout('small'),
-    'timm_mambaout_b': lambda: timm_mambaout('base'),
     'convnext_t': _convnext_t,
     'swin_t': _swin_t,
     'resnet50': _resnet50,
+    **{f'mambaout_{letter}': partial(mambaout_backbone, arch) for letter, arch in SIZES.items()},
+    **{f'timm_mambaout_{letter}': partial(timm_mambaout, arch) for letter, arch in SIZES.items()},
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,25 @@ _JPEG = dict(quality=95, subsampling=0)
 
 _COCO_SPLITS = {'train': 'train2017', 'val': 'val2017'}
 _ADE_SPLITS = {'train': 'training', 'val': 'validation'}
+
+
+@dataclass(frozen=True)
+class ShapesLayout:
+    """Where a generated dataset keeps its parts: the default root (the femto configs' data_root)
+    and, under it, the training images, validation images and validation labels."""
+    root: str
+    train_images: str
+    val_images: str
+    val_labels: str
+
+
+#: The generated datasets' layouts, by the toolbox whose configs read them.
+LAYOUTS = {
+    'mmdet': ShapesLayout('data/coco_shapes', _COCO_SPLITS['train'], _COCO_SPLITS['val'],
+                          f'annotations/instances_{_COCO_SPLITS["val"]}.json'),
+    'mmseg': ShapesLayout('data/ade_shapes', f'images/{_ADE_SPLITS["train"]}',
+                          f'images/{_ADE_SPLITS["val"]}', f'annotations/{_ADE_SPLITS["val"]}'),
+}
 _COCO_NAME = re.compile(r'\d{12}\.jpg')
 _ADE_NAME = re.compile(r'ADE_(train|val)_\d{8}\.(jpg|png)')
 

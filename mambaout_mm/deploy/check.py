@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mambaout_runtime.outputs import SCORE_THRESHOLD
+
 BOX_PX, SCORE, MASK_IOU, PIXELS = 1.0, 1e-3, 0.95, 0.999
 
 
@@ -31,9 +33,9 @@ def check_images(paths: list[str] | None, workdir: str) -> list[str]:
     from mambaout_runtime.image import image_paths, images_in
     if paths:
         return image_paths(paths)
-    from ..datasets import make_coco_shapes
+    from ..datasets import LAYOUTS, make_coco_shapes
     make_coco_shapes(workdir, num_train=1, num_val=4, image_size=(240, 320), seed=1)
-    return images_in(os.path.join(workdir, 'val2017'))
+    return images_in(os.path.join(workdir, LAYOUTS['mmdet'].val_images))
 
 
 class ToolboxInference:
@@ -110,7 +112,7 @@ def compare_label_maps(ref: np.ndarray, ours: np.ndarray, image: str) -> ImageCh
 
 
 def check_deployed(model: nn.Module, cfg, folder: str, images: list[str] | None = None,
-                   backend: str = 'onnxruntime', threshold: float = 0.3) -> list[ImageCheck]:
+                   backend: str = 'onnxruntime', threshold: float = SCORE_THRESHOLD) -> list[ImageCheck]:
     """Each image's comparison of the deployed folder with the toolbox's own inference."""
     from mambaout_runtime import load
     deployed = load(folder, backend)

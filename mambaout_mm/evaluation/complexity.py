@@ -22,7 +22,7 @@ from mmengine.analysis import get_model_complexity_info
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-from ..utils.config import build_model, load_config, toolbox
+from ..utils.config import TASKS, build_model, load_config, toolbox
 
 DETECTION_SHAPE = (800, 1280)
 
@@ -73,7 +73,7 @@ def model_complexity(config: str, shape: tuple[int, int] | None = None,
         samples = [SegDataSample(metainfo=meta)]
         model.auxiliary_head = None  # not part of the test-time model
     model.forward = partial(model.forward, data_samples=samples, mode='tensor')
-    return dict(config=config, task='det' if scope == 'mmdet' else 'seg', shape=[h, w],
+    return dict(config=config, task=TASKS[scope], shape=[h, w],
                 params_m=round(params / 1e6, 2), macs_g=round(macs(model, inputs) / 1e9, 1))
 
 

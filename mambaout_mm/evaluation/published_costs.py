@@ -11,7 +11,7 @@ from typing import Any
 
 from .paper import paper_row
 
-TABLE_NAMES = {'det': 'MambaOut Table 2', 'seg': 'MambaOut Table 3'}
+TABLE_NAMES = {'detection': 'MambaOut Table 2', 'segmentation': 'MambaOut Table 3'}
 
 
 @lru_cache(maxsize=None)

@@ -21,7 +21,8 @@ from .complexity import model_complexity
 from ..utils.errors import UserError
 from .paper import paper_recipe, paper_table
 from ..utils.errors import RunSetupError
-from ..utils.config import load_config, toolbox
+from ..utils.config import load_config
+from ..utils.config import task as config_task
 
 METRICS_FILE, TTA_FILE = 'test_metrics.json', 'test_metrics_tta.json'
 
@@ -35,16 +36,16 @@ class Column(NamedTuple):
 
 
 COLUMNS = {
-    'det': tuple(Column(name, f'coco/{kind}_mAP{sfx}', False, f'{kind}_mAP{sfx}', 100.)
+    'detection': tuple(Column(name, f'coco/{kind}_mAP{sfx}', False, f'{kind}_mAP{sfx}', 100.)
                  for kind, short in (('bbox', 'APb'), ('segm', 'APm'))
                  for sfx, name in (('', short), ('_50', f'{short}50'), ('_75', f'{short}75'))),
-    'seg': (Column('mIoU SS', 'mIoU', False, 'mIoU_ss', 1.),
+    'segmentation': (Column('mIoU SS', 'mIoU', False, 'mIoU_ss', 1.),
             Column('mIoU MS', 'mIoU', True, 'mIoU_ms', 1.)),
 }
 TITLES = {
-    'det': 'Detection and instance segmentation, AP (%): paper rows from Table 2 '
+    'detection': 'Detection and instance segmentation, AP (%): paper rows from Table 2 '
            '(Mask R-CNN 1x, COCO val2017)',
-    'seg': 'Semantic segmentation, mIoU (%): paper rows from Table 3 (UperNet 160k, ADE20K val)',
+    'segmentation': 'Semantic segmentation, mIoU (%): paper rows from Table 3 (UperNet 160k, ADE20K val)',
 }
 PARAMS, MACS, PAPER = 'Params (M)', 'MACs (G)', 'Paper row'
 #: decimals each column is printed with (metrics and their differences: 1)
@@ -61,7 +62,7 @@ class Run:
     work_dir: str
     config: str        # as recorded by tools/test.py
     config_path: str   # the file read
-    task: str          # 'det' or 'seg'
+    task: str          # 'detection' or 'segmentation'
     arch: str | None   # cfg.model.backbone.arch (None: not a MambaOut variant name)
     backbone: str      # display name, e.g. 'MambaOut-Tiny'
     metrics: dict[str, float | None] = field(default_factory=dict)
@@ -89,7 +90,7 @@ def run_recipe(cfg: Config, task: str) -> dict[str, Any]:
     model, train_cfg = cfg.model, cfg.get('train_cfg') or {}
     recipe = dict(model=model.get('type'),
                   dataset=_inner_dataset(cfg.train_dataloader.dataset).get('type'))
-    if task == 'det':
+    if task == 'detection':
         return dict(recipe, max_epochs=train_cfg.get('max_epochs'))
     size = model.get('data_preprocessor', {}).get('size')
     return dict(recipe, decode_head=model.get('decode_head', {}).get('type'),
@@ -140,7 +141,7 @@ def load_run(work_dir: str | Path) -> Run:
     config_path = resolve_config(plain['config'], work_dir)
     try:
         cfg = load_config(config_path)
-        task = 'det' if toolbox(cfg) == 'mmdet' else 'seg'
+        task = config_task(cfg)
     except RunSetupError as err:
         raise ReportError(f'{work_dir}: {err}') from None
     backbone = cfg.model.get('backbone', {})
@@ -164,7 +165,7 @@ def _diff(ours: float | None, paper: float | None, decimals: int = 1) -> float |
 
 
 def report_tables(runs: list[Run], macs: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Rows by task ('det' first): our runs, with Params/MACs (``macs``, counted once per config)
+    """Rows by task ('detection' first): our runs, with Params/MACs (``macs``, counted once per config)
     and the differences to the paper's row of the same variant, then every row of the paper's
     table. Cells are numbers or strings; ``None`` is "not available"."""
     complexity: dict[str, dict] = {}
@@ -252,7 +253,7 @@ def format_csv(tables: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def plot_report(tables: dict[str, list[dict[str, Any]]], path: str | Path) -> None:
-    """AP box (det) / mIoU SS (seg) against MACs, one subplot per task: the paper's rows as
+    """AP box (detection) / mIoU SS (segmentation) against MACs, one subplot per task: the paper's rows as
     labelled lines per model family, ours as labelled stars (in the style of Figure 1(b))."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -290,8 +291,8 @@ def plot_report(tables: dict[str, list[dict[str, Any]]], path: str | Path) -> No
                         textcoords='offset points', xytext=(6, -12), fontsize=8,
                         fontweight='bold')
         ax.set_xlabel(MACS)
-        ax.set_ylabel(f'{"AP box" if task == "det" else "mIoU (single-scale)"} (%)')
-        ax.set_title('Mask R-CNN 1x (COCO)' if task == 'det' else 'UperNet 160k (ADE20K)')
+        ax.set_ylabel(f'{"AP box" if task == "detection" else "mIoU (single-scale)"} (%)')
+        ax.set_title('Mask R-CNN 1x (COCO)' if task == 'detection' else 'UperNet 160k (ADE20K)')
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=4,
                   frameon=False)

@@ -19,35 +19,37 @@ from . import backends
 from ..utils.errors import ConfigError
 
 #: Architecture settings of every variant; the one table the project reads them from.
-#: Keys missing from an entry take the defaults in ``ARCH_DEFAULTS``.
+#: Keys missing from an entry take the defaults in ``ARCH_DEFAULTS``. ``release`` says whose
+#: weights the variant has: the authors' (``official``, ``mambaout_{name}.pth``) or timm's;
+#: ``in_timm=False`` would mark a variant timm has no model for (none today).
 ARCH_SETTINGS: dict[str, dict[str, Any]] = {
     # official variants (paper Table 4)
-    'femto': dict(depths=(3, 3, 9, 3), dims=(48, 96, 192, 288)),
-    'kobe': dict(depths=(3, 3, 15, 3), dims=(48, 96, 192, 288)),
-    'tiny': dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 576)),
-    'small': dict(depths=(3, 4, 27, 3), dims=(96, 192, 384, 576)),
-    'base': dict(depths=(3, 4, 27, 3), dims=(128, 256, 512, 768)),
+    'femto': dict(depths=(3, 3, 9, 3), dims=(48, 96, 192, 288), release='official'),
+    'kobe': dict(depths=(3, 3, 15, 3), dims=(48, 96, 192, 288), release='official'),
+    'tiny': dict(depths=(3, 3, 9, 3), dims=(96, 192, 384, 576), release='official'),
+    'small': dict(depths=(3, 4, 27, 3), dims=(96, 192, 384, 576), release='official'),
+    'base': dict(depths=(3, 4, 27, 3), dims=(128, 256, 512, 768), release='official'),
     # timm's variants ("rw"): no stem mid-norm, norm-first downsampling, layer scale,
     # head without its mid-norm
     'small_rw': dict(depths=(3, 4, 27, 3), dims=(96, 192, 384, 576),
                      stem_mid_norm=False, downsample='norm_conv', ls_init_value=1e-6,
-                     head_mid_norm=False),
+                     head_mid_norm=False, release='timm'),
     'base_short_rw': dict(depths=(3, 3, 25, 3), dims=(128, 256, 512, 768),
                           expansion_ratio=3.0, conv_ratio=1.25,
                           stem_mid_norm=False, downsample='norm_conv', ls_init_value=1e-6,
-                          head_mid_norm=False),
+                          head_mid_norm=False, release='timm'),
     'base_tall_rw': dict(depths=(3, 4, 30, 3), dims=(128, 256, 512, 768),
                          expansion_ratio=2.5, conv_ratio=1.25,
                          stem_mid_norm=False, downsample='norm_conv', ls_init_value=1e-6,
-                         head_mid_norm=False),
+                         head_mid_norm=False, release='timm'),
     'base_wide_rw': dict(depths=(3, 4, 27, 3), dims=(128, 256, 512, 768),
                          expansion_ratio=3.0, conv_ratio=1.5, act='silu',
                          stem_mid_norm=False, downsample='norm_conv', ls_init_value=1e-6,
-                         head_mid_norm=False),
+                         head_mid_norm=False, release='timm'),
     'base_plus_rw': dict(depths=(3, 4, 30, 3), dims=(128, 256, 512, 768),
                          expansion_ratio=3.0, conv_ratio=1.5, act='silu',
                          stem_mid_norm=False, downsample='norm_conv', ls_init_value=1e-6,
-                         head_mid_norm=False),
+                         head_mid_norm=False, release='timm'),
 }
 
 ARCH_DEFAULTS: dict[str, Any] = dict(
@@ -61,7 +63,17 @@ ARCH_DEFAULTS: dict[str, Any] = dict(
     head_mid_norm=True,
 )
 
+#: What an ``ARCH_SETTINGS`` entry says about a variant besides its architecture.
+VARIANT_FACTS = ('release', 'in_timm')
+
 _ACTIVATIONS = {'gelu': nn.GELU, 'silu': nn.SiLU}
+
+
+def variants(release: str | None = None, in_timm: bool | None = None) -> tuple[str, ...]:
+    """Variant names in table order, those of one ``release`` and/or timm's presence."""
+    return tuple(name for name, s in ARCH_SETTINGS.items()
+                 if release in (None, s['release'])
+                 and in_timm in (None, s.get('in_timm', True)))
 
 
 def resolve_arch(arch: str | Mapping[str, Any]) -> dict[str, Any]:
@@ -70,7 +82,7 @@ def resolve_arch(arch: str | Mapping[str, Any]) -> dict[str, Any]:
         if arch not in ARCH_SETTINGS:
             raise ConfigError(f'Unknown MambaOut variant {arch!r}; '
                            f'choose one of {sorted(ARCH_SETTINGS)} or pass a dict of settings.')
-        arch = ARCH_SETTINGS[arch]
+        arch = {k: v for k, v in ARCH_SETTINGS[arch].items() if k not in VARIANT_FACTS}
     missing = {'depths', 'dims'} - set(arch)
     if missing:
         raise ConfigError(f'A custom MambaOut arch needs {sorted(missing)}; got {dict(arch)}.')

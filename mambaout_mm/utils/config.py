@@ -68,13 +68,23 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
     return cfg
 
 
+#: The project's one word for each task, by the toolbox that holds it (``default_scope``); the
+#: deployed folder's manifest, the report, the cost table and the tools all say these words.
+TASKS = {'mmdet': 'detection', 'mmseg': 'segmentation'}
+
+
 def toolbox(cfg: Config) -> str:
     """``'mmdet'`` or ``'mmseg'``, from the config's ``default_scope``."""
     scope = cfg.get('default_scope')
-    if scope not in ('mmdet', 'mmseg'):
+    if scope not in TASKS:
         raise RunSetupError(f"default_scope must be 'mmdet' or 'mmseg' (inherit mmdet's or mmseg's "
                             f"default_runtime), got {scope!r}.")
     return scope
+
+
+def task(cfg: Config) -> str:
+    """``'detection'`` or ``'segmentation'``: the task of the config's toolbox."""
+    return TASKS[toolbox(cfg)]
 
 
 def toolbox_registry(cfg: Config, name: str) -> Any:

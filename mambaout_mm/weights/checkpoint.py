@@ -23,7 +23,7 @@ from torch import nn
 
 from . import safe_load
 from ..utils.errors import CheckpointMismatchError, CheckpointNotFoundError, CheckpointReadError
-from ..models.mambaout import ARCH_SETTINGS, resolve_arch
+from ..models.mambaout import ARCH_SETTINGS, resolve_arch, variants
 
 OFFICIAL_RELEASE = 'https://github.com/yuweihao/MambaOut/releases/download/model'
 
@@ -53,7 +53,7 @@ def read_checkpoint(source: str | Path, map_location: str | None = 'cpu') -> Any
         raise CheckpointNotFoundError(
             f'MambaOut checkpoint not found: {path}. Download the official ImageNet weights, e.g. '
             f'`wget -P {path.parent} {OFFICIAL_RELEASE}/{path.name}` (files mambaout_'
-            f'{{femto,kobe,tiny,small,base}}.pth), or point the config at your file '
+            f'{{{",".join(variants("official"))}}}.pth), or point the config at your file '
             f"(init_cfg=dict(type='Pretrained', checkpoint=...)).")
     if path.suffix == '.safetensors':
         from safetensors.torch import load_file
@@ -113,14 +113,16 @@ def download_checkpoint(url: str) -> str:
     return str(path)
 
 
-def check_checkpoint_file(path: str | Path) -> None:
+def check_checkpoint_file(path: str | Path, remedy: str | None = None) -> None:
     """Raise :class:`CheckpointReadError` naming ``path`` if it cannot be a readable checkpoint:
-    empty, an HTML page (a failed download), or a truncated zip archive."""
+    empty, an HTML page (a failed download), or a truncated zip archive (a download, or a save
+    killed, cut short); ``remedy`` is the way out it names (default: download it again)."""
     path = Path(path)
     size = path.stat().st_size
     with open(path, 'rb') as f:
         head = f.read(64)
-    redownload = 'Download it again (and compare its size with the source\'s)'
+    redownload = (remedy or 'Download it again (and compare its size with the source\'s).'
+                  ).removesuffix('.')
     if size == 0:
         raise CheckpointReadError(f'{path} is empty (0 bytes). {redownload}.')
     if head.lstrip().lower().startswith((b'<!doctype', b'<html', b'<?xml', b'{"', b'not found')):
@@ -222,6 +224,25 @@ def _listing(keys: list[str], limit: int = 8) -> str:
     return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
 
+def _differences(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor],
+                 missing: list[str], unexpected: list[str]) -> tuple[list[str], list[str]]:
+    """The keys of ``own`` that ``source`` has with the same shape, and, where anything else
+    differs (``missing``, ``unexpected``, a shape), what differs, listed for a message."""
+    fits = [k for k in own if k in source and source[k].shape == own[k].shape]
+    mismatched = [f'{k}: checkpoint {tuple(source[k].shape)} vs model {tuple(own[k].shape)}'
+                  for k in own if k in source and source[k].shape != own[k].shape]
+    if not (mismatched or unexpected or missing) and fits:
+        return fits, []
+    problems = [f'{len(fits)} of {len(own)} model tensors matched']
+    if mismatched:
+        problems.append(f'shape mismatches: {_listing(mismatched, 4)}')
+    if missing:
+        problems.append(f'missing from the checkpoint: {_listing(missing)}')
+    if unexpected:
+        problems.append(f'not in the model: {_listing(unexpected)}')
+    return fits, problems
+
+
 def check_weights(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor],
                   what: str = 'MambaOut checkpoint',
                   ignore_prefixes: tuple[str, ...] = ()) -> dict[str, list[str]]:
@@ -236,23 +257,64 @@ def check_weights(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Te
     unexpected = [k for k in source if k not in own and k not in dropped]
     fresh = [k for k in own if k not in source and OUTPUT_NORM_PATTERN.match(k)]
     missing = [k for k in own if k not in source and k not in fresh]
-    mismatched = [f'{k}: checkpoint {tuple(source[k].shape)} vs model {tuple(own[k].shape)}'
-                  for k in own if k in source and source[k].shape != own[k].shape]
-    loaded = [k for k in own if k in source]
-    if mismatched or unexpected or missing or not loaded:
+    loaded, problems = _differences(own, source, missing, unexpected)
+    if problems:
         guess = infer_arch(source)
-        problems = [f'{len(loaded)} of {len(own)} model tensors matched']
-        if mismatched:
-            problems.append(f'shape mismatches: {_listing(mismatched, 4)}')
-        if missing:
-            problems.append(f'missing from the checkpoint: {_listing(missing)}')
-        if unexpected:
-            problems.append(f'not in the model: {_listing(unexpected)}')
         hint = (f"The checkpoint looks like arch='{guess}'; build the model with that arch."
                 if guess else 'Check that the file is a MambaOut checkpoint of the right variant.')
         raise CheckpointMismatchError(
             f'{what} does not fit the model: ' + '; '.join(problems) + f'. {hint}')
     return dict(loaded=loaded, dropped=dropped, fresh=fresh)
+
+
+def model_state_dict(obj: Any) -> dict[str, torch.Tensor]:
+    """The tensors of a whole-model checkpoint (mmengine's, or a plain state_dict), with the
+    ``module.`` prefix of a distributed wrapper removed, as mmengine's loader removes it."""
+    return {re.sub(r'^module\.', '', k): v for k, v in extract_state_dict(obj).items()}
+
+
+def fit_model_weights(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor],
+                      what: str, partial: bool = False,
+                      logger: logging.Logger | None = None) -> dict[str, torch.Tensor]:
+    """The tensors of a whole-model checkpoint ``source`` to load into a model whose state_dict
+    is ``own``: all of them, where the names and shapes are the model's.
+
+    A checkpoint that does not fit raises :class:`CheckpointMismatchError` saying what matched and
+    what did not (``what`` names the checkpoint), unless ``partial``: then the tensors that fit are
+    returned and the rest listed in the log (fine-tuning on other classes); with none fitting it
+    raises still. This is the one check of every whole-model load of the tools (test, demo,
+    export, benchmark, resume: :class:`mambaout_mm.engine.checkpoint_fit.CheckpointFitHook`).
+    """
+    missing = [k for k in own if k not in source]
+    unexpected = [k for k in source if k not in own]
+    fits, problems = _differences(own, source, missing, unexpected)
+    if not problems:
+        return dict(source)
+    if partial and fits:
+        left = [k for k in own if k not in fits]
+        (logger or logging.getLogger(__name__)).warning(
+            f'Loaded {len(fits)} of {len(own)} model tensors from {what} (a partial load); '
+            f'left at initialisation: {_listing(left)}'
+            + (f'; not used: {_listing(unexpected)}' if unexpected else '') + '.')
+        return {k: source[k] for k in fits}
+    theirs, ours = (infer_arch(to_official_layout(sd)) for sd in (source, own))
+    hint = (f"Its backbone is MambaOut-{theirs}, the model's MambaOut-{ours}. "
+            if theirs and ours and theirs != ours else '')
+    raise CheckpointMismatchError(
+        f'{what} does not fit the model: ' + '; '.join(problems) + f'. {hint}Give a checkpoint '
+        f'saved by training this config (or the config it was trained with); to start training '
+        f'from the tensors that fit, give it as load_from to tools/train.py.')
+
+
+def load_model_checkpoint(model: nn.Module, source: str | Path, partial: bool = False,
+                          logger: logging.Logger | None = None) -> Any:
+    """Load a whole detector's or segmentor's checkpoint (a path or URL, read safely) into
+    ``model`` through :func:`fit_model_weights`; returns the checkpoint (for its ``meta``)."""
+    saved = read_checkpoint(source)
+    weights = fit_model_weights(model.state_dict(), model_state_dict(saved),
+                                f'The checkpoint {source}', partial, logger)
+    model.load_state_dict(weights, strict=not partial)
+    return saved
 
 
 def load_mambaout_weights(model: nn.Module, path: str | Path,
