@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--score-thr', type=float, default=SCORE_THRESHOLD, help='drawn detections')
     parser.add_argument('--eval', metavar='ANN.json|LABEL_DIR',
                         help='COCO annotations (detection) or a label-map folder (segmentation)')
+    parser.add_argument('--debug', action='store_true',
+                        help='show the traceback of a known error (or set MAMBAOUT_MM_DEBUG=1)')
     return parser.parse_args(argv)
 
 
@@ -104,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         summary = run(args)
-    except KNOWN_ERRORS as err:
+    except KNOWN_ERRORS as err:  # the exit of mambaout_mm.utils.cli.run, without torch
+        if args.debug or os.environ.get('MAMBAOUT_MM_DEBUG', '') not in ('', '0'):
+            raise
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(json.dumps(summary, indent=2))

@@ -176,3 +176,74 @@ def test_url_reads_the_copy_in_the_hub_cache(tmp_path, monkeypatch, official_fem
     backbone = pretrained('https://example.invalid/model/mambaout_femto.pth')
     backbone.init_weights()
     assert_trunk_equals(backbone, state_dict)
+
+
+def _whole(backbone: str, classes: int) -> torch.nn.Module:
+    """A stand-in detector: a MambaOut backbone and a head."""
+    return torch.nn.ModuleDict(dict(backbone=MambaOutBackbone(backbone, out_indices=(3,)),
+                                    head=torch.nn.Linear(288, classes)))
+
+
+def test_a_whole_model_checkpoint_that_does_not_fit_is_refused_naming_what_matched():
+    from mambaout_mm.weights.checkpoint import fit_model_weights, model_state_dict
+    own = _whole('femto', 4).state_dict()
+    saved = {'state_dict': {f'module.{k}': v for k, v in _whole('femto', 80).state_dict().items()},
+             'meta': {}}  # saved from a distributed wrapper: the prefix is not a difference
+    source = model_state_dict(saved)
+    with pytest.raises(CheckpointMismatchError) as raised:
+        fit_model_weights(own, {**source, 'neck.conv.weight': torch.zeros(1)}, 'The checkpoint x')
+    message = str(raised.value)
+    assert message.startswith(f'The checkpoint x does not fit the model: {len(own) - 2} of '
+                              f'{len(own)} model tensors matched; shape mismatches: head.weight: '
+                              f'checkpoint (80, 288) vs model (4, 288), head.bias')
+    assert message.count('; not in the model: neck.conv.weight.') == 1
+    assert 'give it as load_from to tools/train.py' in message
+    assert fit_model_weights(own, model_state_dict(_whole('femto', 4).state_dict()), 'x').keys() \
+        == own.keys()  # a checkpoint that fits is taken whole
+
+
+def test_a_partial_load_takes_what_fits_and_lists_the_rest(caplog):
+    from mambaout_mm.weights.checkpoint import fit_model_weights
+    own = _whole('femto', 4).state_dict()
+    source = {**_whole('femto', 80).state_dict(), 'extra.weight': torch.zeros(1)}
+    with caplog.at_level(logging.WARNING):
+        fitting = fit_model_weights(own, source, 'The checkpoint x', partial=True)
+    assert sorted(fitting) == sorted(k for k in own if not k.startswith('head.'))
+    assert (f'Loaded {len(own) - 2} of {len(own)} model tensors from The checkpoint x (a partial '
+            f'load); left at initialisation: head.weight, head.bias; not used: extra.weight.'
+            ) in caplog.text
+    with pytest.raises(CheckpointMismatchError, match='0 of .* model tensors matched'):
+        fit_model_weights(own, {'other.weight': torch.zeros(1)}, 'x', partial=True)
+
+
+def test_another_backbone_variant_is_named(tmp_path):
+    from mambaout_mm.weights.checkpoint import load_model_checkpoint
+    path = tmp_path / 'kobe.pth'
+    torch.save({'state_dict': _whole('kobe', 4).state_dict()}, path)
+    model = _whole('femto', 4)
+    with pytest.raises(CheckpointMismatchError, match=f"The checkpoint {path} does not fit the "
+                       r"model: .* Its backbone is MambaOut-kobe, the model's MambaOut-femto\."):
+        load_model_checkpoint(model, path)
+    torch.save({'state_dict': _whole('femto', 4).state_dict(), 'meta': {'epoch': 2}}, path)
+    assert load_model_checkpoint(model, path)['meta'] == {'epoch': 2}
+
+
+def test_the_runner_hook_refuses_a_resumed_checkpoint_and_trims_a_partial_load_from():
+    from types import SimpleNamespace
+
+    from mambaout_mm.engine.checkpoint_fit import CheckpointFitHook
+    model = _whole('femto', 4)
+    other = _whole('femto', 80).state_dict()
+    for resume in (False, True):
+        runner = SimpleNamespace(model=model, _resume=resume, _load_from='epoch_3.pth')
+        checkpoint = {'state_dict': dict(other), 'meta': {}}
+        with pytest.raises(CheckpointMismatchError, match=r'The checkpoint epoch_3\.pth '
+                           + (r'\(resumed\) ' if resume else '') + 'does not fit'):
+            CheckpointFitHook().after_load_checkpoint(runner, checkpoint)
+        if resume:  # a resumed checkpoint fits whole, partial or not
+            with pytest.raises(CheckpointMismatchError):
+                CheckpointFitHook(partial=True).after_load_checkpoint(runner, checkpoint)
+        else:  # load_from, partial: mmengine then loads only what fits
+            CheckpointFitHook(partial=True).after_load_checkpoint(runner, checkpoint)
+            assert sorted(checkpoint['state_dict']) == sorted(
+                k for k in other if not k.startswith('head.'))

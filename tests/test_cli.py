@@ -3,6 +3,7 @@ traceback); the checks before a run report every problem at once."""
 from __future__ import annotations
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -28,7 +29,7 @@ def test_a_tool_starts_without_the_pkg_resources_warning(tmp_path):
     which warns on import; the tools leave that noise out."""
     proc = run_plain(tool('check_dataset.py'), config('mask_rcnn/mambaout_femto_shapes.py'),
                      cwd=tmp_path)
-    assert proc.returncode == 2 and 'CocoDataset for train is missing' in proc.stderr
+    assert proc.returncode == 1 and 'CocoDataset for train is missing' in proc.stderr
     assert 'pkg_resources' not in proc.stderr and 'Warning' not in proc.stderr
 
 
@@ -96,3 +97,42 @@ def test_mmcv_without_its_ops_names_both_ways_to_get_them(monkeypatch):
     with pytest.raises(RunSetupError, match=r'without its compiled ops.*mim install "mmcv==2\.1\.0"'
                        r'.*tools/setup_env\.sh'):
         check_mmcv_ops()
+
+
+def run_in_process(name: str, *args: str, monkeypatch, capsys) -> tuple[int, str]:
+    """``python tools/NAME ARGS`` in this process (quick: the imports are made once); its exit
+    code and stderr."""
+    monkeypatch.delenv('MAMBAOUT_MM_DEBUG', raising=False)
+    monkeypatch.setattr(sys, 'argv', [tool(name), *args])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(tool(name), run_name='__main__')
+    return exited.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name,args', [
+    ('train.py', []), ('test.py', ['x.pth']), ('check_dataset.py', []),
+    ('export_onnx.py', ['--out', 'x.onnx']), ('get_flops.py', []), ('fp16_ranges.py', []),
+    ('benchmark_deploy.py', []), ('demo.py', ['--out', 'x.png'])])
+def test_every_tool_ends_a_missing_config_in_one_error_line(name, args, tmp_path, monkeypatch,
+                                                            capsys):
+    """The same exit everywhere: one ``error:`` line and exit 1 (2 is argparse's, for usage)."""
+    monkeypatch.chdir(tmp_path)
+    positional = ['image.jpg', 'missing.py'] if name == 'demo.py' else ['missing.py']
+    code, err = run_in_process(name, *positional, *args, monkeypatch=monkeypatch, capsys=capsys)
+    assert (code, err) == (1, 'error: config file not found: missing.py\n')
+
+
+def test_debug_shows_the_traceback_of_a_tool_that_caught_its_own_errors(tmp_path):
+    proc = run_plain(tool('export_onnx.py'), 'missing.py', '--out', 'x.onnx', '--debug',
+                     cwd=tmp_path)
+    assert proc.returncode == 1
+    assert 'Traceback' in proc.stderr and 'RunSetupError: config file not found' in proc.stderr
+
+
+def test_benchmark_deploy_names_a_missing_data_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code, err = run_in_process('benchmark_deploy.py', config('mask_rcnn/mambaout_femto_shapes.py'),
+                               '--data', 'nowhere', monkeypatch=monkeypatch, capsys=capsys)
+    assert code == 1 and err.count('\n') == 1
+    assert err.startswith('error: No images in nowhere/train2017: make the shapes dataset with '
+                          'tools/make_shapes.py, or give its folder with --data.')

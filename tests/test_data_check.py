@@ -92,4 +92,23 @@ def test_check_dataset_lists_every_unreadable_file(coco):
     assert '3 unreadable files' in proc.stderr
     proc = run_tool(tool('check_dataset.py'), DET, '--cfg-options',
                     'train_dataloader.dataset.data_root=elsewhere/', check=False, cwd=root)
-    assert proc.returncode == 2 and 'is missing elsewhere/' in proc.stderr
+    assert proc.returncode == 1 and 'is missing elsewhere/' in proc.stderr
+
+
+def test_an_annotation_file_cut_short_is_one_line_naming_it(coco):
+    """An interrupted download or copy: the tools name the file, not pycocotools' JSON error."""
+    ann = coco / 'annotations' / 'instances_train2017.json'
+    text = ann.read_text()
+    ann.write_text(text[:len(text) // 2])
+    with pytest.raises(RunSetupError, match=r'The annotation file data/coco_shapes/annotations/'
+                       r'instances_train2017\.json \(CocoDataset for train\) is damaged: not '
+                       r'complete JSON \(.* at line \d+, column \d+ of its \d+ characters\)'):
+        check_datasets(load_config(DET), ('train',))
+    for args in ([tool('check_dataset.py'), DET], [tool('train.py'), DET, '--cfg-options',
+                                                   *IN_PROCESS_LOADERS]):
+        proc = run_tool(*args, check=False, cwd=coco.parents[1])
+        assert proc.returncode == 1 and 'Traceback' not in proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+        assert len(errors) == 1 and errors[0] == proc.stderr.strip().splitlines()[-1]
+        assert 'instances_train2017.json (CocoDataset for train) is damaged' in errors[0]
+        assert 'generate them again with tools/make_shapes.py' in errors[0]

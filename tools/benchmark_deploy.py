@@ -31,6 +31,7 @@ from mambaout_mm.deploy.benchmark import (SHAPES, SUBJECTS, accuracy, default_su
 from mambaout_mm.benchmark.timing import Timing, time_interleaved
 from mambaout_mm.datasets.shapes import LAYOUTS
 from mambaout_mm.utils.config import build_model_with_weights, load_config, toolbox
+from mambaout_mm.utils.errors import RunSetupError
 from mambaout_runtime.image import images_in
 
 
@@ -70,6 +71,15 @@ def deploy(config: str, checkpoint: str | None, folder: str, subjects: list[str]
     return model, cfg, manifest
 
 
+def images_of(folder: str) -> list[str]:
+    """The images of a folder of the shapes dataset; an error naming it where there are none."""
+    images = images_in(folder) if os.path.isdir(folder) else []
+    if not images:
+        raise RunSetupError(f'No images in {folder}: make the shapes dataset with '
+                            f'tools/make_shapes.py, or give its folder with --data.')
+    return images
+
+
 def main() -> None:
     args = parse_args()
     from mmengine.logging import MMLogger
@@ -79,10 +89,14 @@ def main() -> None:
     scope = toolbox(cfg)
     layout = LAYOUTS[scope]
     root = args.data or layout.root
-    train_images = images_in(os.path.join(root, layout.train_images))[:args.calibration]
-    if not train_images:
-        raise FileNotFoundError(f'No training images under {root}/{layout.train_images}: make '
-                                f'them with tools/make_shapes.py, or give --data.')
+    train_images = images_of(os.path.join(root, layout.train_images))[:args.calibration]
+    if args.accuracy:  # the data it scores on, checked before the minutes of the timed part
+        val_images = images_of(os.path.join(root, layout.val_images))
+        labels = os.path.join(root, layout.val_labels)
+        if not os.path.exists(labels):
+            raise RunSetupError(f'The validation labels {labels} are missing: make the shapes '
+                                f'dataset with tools/make_shapes.py, or give its folder with '
+                                f'--data.')
     model, cfg, manifest = deploy(args.config, args.checkpoint,
                                   os.path.join(args.work_dir, 'timed'), subjects, train_images)
     shape = tuple(args.shape or SHAPES[manifest['task']])
@@ -104,9 +118,7 @@ def main() -> None:
                                                   subjects, train_images)
         acc_run = predictors(acc_model, acc_cfg, os.path.join(args.work_dir, 'accuracy'),
                              subjects, args.threads)
-        val_images = images_in(os.path.join(root, layout.val_images))
-        scores = {s: accuracy(p, acc_manifest, val_images, os.path.join(root, layout.val_labels))
-                  for s, p in acc_run.items()}
+        scores = {s: accuracy(p, acc_manifest, val_images, labels) for s, p in acc_run.items()}
     header = (f'{time.strftime("%Y-%m-%d")}; {cpu_support.describe()}; {args.threads} threads; '
               f'{args.config} at {shape[0]}x{shape[1]}, batch 1, {args.repeats} interleaved runs '
               f'after {args.warmup} warm-up; {macs:.0f} GMACs; fp32 GEMM {gflops:.0f} GFLOP/s, '

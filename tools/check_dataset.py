@@ -3,13 +3,13 @@ read and decoded, and each file that is missing, empty or not an image is listed
 
     python tools/check_dataset.py CONFIG [--phases train val test] [--cfg-options KEY=VALUE ...]
 
-Exits 0 when every file decodes, 1 when some do not, 2 when a dataset is missing or empty.
+Exits 0 when every file decodes; 1 when some do not (listed), or when the config or a dataset is
+missing, empty or damaged (one ``error:`` line).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 from mmengine.config import DictAction
@@ -34,12 +34,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        checked = check_datasets(cfg, tuple(dict.fromkeys(args.phases)))
-    except RunSetupError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.cfg_options)
+    checked = check_datasets(cfg, tuple(dict.fromkeys(args.phases)))
     unreadable = 0
     seen: set[str] = set()  # val and test often share one dataset
     for phase, dataset_cfg, dataset in checked:
@@ -59,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f'  {path} {problem}')
         unreadable += len(problems)
     if unreadable:
-        print(f'{unreadable} unreadable files: replace them, or remove their samples from the '
-              f'annotations.', file=sys.stderr)
-    return 1 if unreadable else 0
+        raise RunSetupError(f'{unreadable} unreadable files (listed above): replace them, or '
+                            f'remove their samples from the annotations.')
+    return 0
 
 
 if __name__ == '__main__':

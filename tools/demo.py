@@ -11,6 +11,7 @@ keeps its initial weights.
 from __future__ import annotations
 
 import argparse
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,8 @@ from PIL import Image, ImageDraw
 
 from mambaout_mm.utils import cli
 from mambaout_mm.utils.errors import RunSetupError
-from mambaout_mm.weights.checkpoint import local_checkpoint
+from mambaout_mm.engine.model_layout import check_model_layout
+from mambaout_mm.weights.checkpoint import load_model_checkpoint, local_checkpoint
 from mambaout_mm.utils.config import load_config, toolbox, toolbox_registry
 from mambaout_runtime.image import IMAGE_SUFFIXES, images_in
 from mambaout_runtime.outputs import SCORE_THRESHOLD
@@ -62,21 +64,35 @@ def ade_annotation(image: Path) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def dataset_meta(cfg, checkpoint: str | None, model) -> dict:
-    """Classes and palette: from the checkpoint, else from the config's test dataset."""
-    if checkpoint is not None and getattr(model, 'dataset_meta', None):
-        return model.dataset_meta
+def dataset_meta(cfg, saved: dict) -> dict:
+    """Classes and palette: from the checkpoint ``saved``, else from the config's test dataset."""
+    meta = saved.get('meta', {}).get('dataset_meta') if isinstance(saved, dict) else None
+    if meta:
+        return {key.lower(): value for key, value in meta.items()}
     dataset = cfg.test_dataloader.dataset
     meta = dict(toolbox_registry(cfg, 'DATASETS').get(dataset.type).METAINFO)
     meta.update(dataset.get('metainfo') or {})
     return meta
 
 
+def init_with_checkpoint(init, cfg, checkpoint: str | None, device: str):
+    """The toolbox's inference model (``init``: mmdet's ``init_detector``, mmseg's
+    ``init_model``) with ``checkpoint``'s weights, which must fit it whole, and its classes."""
+    with warnings.catch_warnings(record=True) as caught:
+        model = init(cfg, None, device=device)
+    for warning in caught:  # all but "checkpoint is None, use COCO classes": they are set below
+        if 'checkpoint is None' not in str(warning.message):
+            warnings.showwarning(warning.message, warning.category, warning.filename,
+                                 warning.lineno)
+    saved = load_model_checkpoint(model, checkpoint) if checkpoint else {}
+    model.dataset_meta = dataset_meta(cfg, saved)
+    return model
+
+
 def draw_detections(cfg, checkpoint: str | None, images: list[Path], args) -> list[np.ndarray]:
     from mmdet.apis import inference_detector, init_detector
     from mmdet.registry import VISUALIZERS
-    model = init_detector(cfg, checkpoint, device=args.device)
-    model.dataset_meta = dataset_meta(cfg, checkpoint, model)
+    model = init_with_checkpoint(init_detector, cfg, checkpoint, args.device)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     frames = []
@@ -95,8 +111,7 @@ def draw_segmentations(cfg, checkpoint: str | None, images: list[Path],
     from mmengine.structures import PixelData
     from mmseg.apis import inference_model, init_model
     from mmseg.registry import VISUALIZERS
-    model = init_model(cfg, checkpoint, device=args.device)
-    model.dataset_meta = dataset_meta(cfg, checkpoint, model)
+    model = init_with_checkpoint(init_model, cfg, checkpoint, args.device)
     visualizer = VISUALIZERS.build(model.cfg.visualizer)
     visualizer.dataset_meta = model.dataset_meta
     reduce_zero_label = cfg.test_dataloader.dataset.get('reduce_zero_label', False) or \
@@ -149,6 +164,7 @@ def grid(frames: list[np.ndarray], columns: int = 3) -> Image.Image:
 def main() -> None:
     args = parse_args()
     cfg = load_config(args.config, args.cfg_options)
+    check_model_layout(cfg)
     checkpoint = local_checkpoint(args.checkpoint, must_exist=True) if args.checkpoint else None
     images = list_images(Path(args.image), args.num)
     draw = draw_detections if toolbox(cfg) == 'mmdet' else draw_segmentations

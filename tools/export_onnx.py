@@ -26,9 +26,8 @@ import sys
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
-from mambaout_mm.deploy.onnx_export import PARTS, ExportError, compare, export, network
+from mambaout_mm.deploy.onnx_export import PARTS, compare, export, network
 from mambaout_mm.utils import cli
-from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.engine.run_checks import check_pretrained_weights
 from mambaout_mm.utils.config import build_model_with_weights, load_config
 from mambaout_runtime.outputs import SCORE_THRESHOLD
@@ -58,19 +57,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     MMLogger.get_instance('export_onnx', log_level='WARNING')  # not a line per initialised weight
-    try:
-        cfg = load_config(args.config, args.cfg_options)
-        if not args.checkpoint:  # the config's own initialisation (e.g. ImageNet weights)
-            check_pretrained_weights(cfg)
-        model = build_model_with_weights(cfg, args.checkpoint)
-        if args.part == 'end2end':
-            return end2end(model, cfg, args)
-        module = network(model, args.part)
-        shape = (args.batch, 3, *args.shape)
-        export(module, shape, args.out, dynamic=args.dynamic)
-    except (RunSetupError, ExportError) as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
+    cfg = load_config(args.config, args.cfg_options)
+    if not args.checkpoint:  # the config's own initialisation (e.g. ImageNet weights)
+        check_pretrained_weights(cfg)
+    model = build_model_with_weights(cfg, args.checkpoint)
+    if args.part == 'end2end':
+        return end2end(model, cfg, args)
+    module = network(model, args.part)
+    shape = (args.batch, 3, *args.shape)
+    export(module, shape, args.out, dynamic=args.dynamic)
     print(f'wrote {args.out} ({args.part} of {args.config}, traced at {"x".join(map(str, shape))}'
           f'{", dynamic batch, height and width" if args.dynamic else ""})')
     shapes = [shape] + ([(args.batch + 1, 3, args.shape[0] + 64, args.shape[1] + 32)]

@@ -25,13 +25,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--plot', metavar='FILE.png', help='also plot the metric against MACs')
     parser.add_argument('--no-macs', action='store_true',
                         help='skip counting Params and MACs (fast; no --plot)')
-    return cli.add_debug_flag(parser).parse_args()
+    args = cli.add_debug_flag(parser).parse_args()
+    if args.plot and args.no_macs:
+        parser.error('--plot places our runs by their MACs; drop --no-macs.')
+    return args
 
 
 def main() -> None:
     args = parse_args()
-    if args.plot and args.no_macs:
-        raise SystemExit('error: --plot places our runs by their MACs; drop --no-macs.')
     tables = report_tables([load_run(d) for d in args.work_dirs], macs=not args.no_macs)
     print(format_csv(tables) if args.format == 'csv' else format_markdown(tables), end='')
     if args.plot:

@@ -12,10 +12,11 @@ import json
 import os.path as osp
 
 from mambaout_mm.utils import cli
+from mambaout_mm.engine.checkpoint_fit import check_checkpoint_loads
 from mambaout_mm.weights.checkpoint import local_checkpoint
 from mambaout_mm.engine.run_checks import check_backbone, check_mmcv_and_datasets
-from mambaout_mm.engine.runner import (build_runner, enable_output, enable_tta, enable_visualization,
-                                 end_distributed, setup_launcher, start)
+from mambaout_mm.engine.runner import (build_runner, enable_output, enable_tta,
+                                       enable_visualization, end_distributed, setup_launcher, start)
 
 
 def parse_args() -> argparse.Namespace:
@@ -35,6 +36,7 @@ def main() -> None:
     cfg, problems = start(args)
     with problems.check():
         cfg.load_from = local_checkpoint(args.checkpoint, must_exist=True)
+    check_checkpoint_loads(cfg)  # a checkpoint of another model is refused, not tested
     with problems.check():
         check_backbone(cfg)
     for option, enable in ((args.show_dir, enable_visualization), (args.out, enable_output)):

@@ -11,11 +11,13 @@ import argparse
 
 from mambaout_mm.utils import cli
 from mambaout_mm.engine.amp import setup_amp
+from mambaout_mm.engine.checkpoint_fit import check_checkpoint_loads
 from mambaout_mm.weights.checkpoint import local_checkpoint
 from mambaout_mm.utils.config import add_hook
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.engine.run_checks import (check_backbone, check_mmcv_and_datasets,
-                                    check_pretrained_weights, drop_unavailable_pretrained)
+                                           check_pretrained_weights, check_resume,
+                                           drop_unavailable_pretrained)
 from mambaout_mm.engine.runner import build_runner, end_distributed, setup_launcher, start
 
 
@@ -35,7 +37,6 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     cfg, problems = start(args)
-    from mmengine.runner import find_latest_checkpoint
     amp = setup_amp(cfg, args.amp)
     add_hook(cfg, 'NonFiniteLossHook')  # a diverged run stops, naming its last checkpoint
     with problems.check():
@@ -49,10 +50,13 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     with problems.check():
-        if cfg.get('load_from'):
+        if cfg.get('resume'):  # the checkpoint resumed: given, or the work dir's latest
+            cfg.load_from = check_resume(cfg)
+        elif cfg.get('load_from'):
             cfg.load_from = local_checkpoint(cfg.load_from, must_exist=True)
-    starts_from = cfg.get('load_from') or (
-        cfg.get('resume') and find_latest_checkpoint(cfg.work_dir))
+    # a resumed checkpoint must fit the model; one given as load_from may fit in part
+    check_checkpoint_loads(cfg, partial=True)
+    starts_from = cfg.get('load_from')
     # a run's own checkpoint replaces the ImageNet weights: they are not needed
     skipped = drop_unavailable_pretrained(cfg.model) if starts_from else []
     with problems.check():

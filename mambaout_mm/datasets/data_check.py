@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os.path as osp
 from typing import Any, Iterator
 
@@ -85,12 +86,26 @@ def check_datasets(cfg: Config, phases: tuple[str, ...]) -> list[tuple[str, Conf
                 f'{dataset.get("type")} for {phase} is missing {", ".join(missing)}. '
                 f'Expected layout: {layout}. Put the data there, or set '
                 f'--cfg-options {phase}_dataloader.dataset.data_root=DIR. {SHAPES_HINT}')
-        built = build_dataset(cfg, dataset)
+        try:
+            built = build_dataset(cfg, dataset)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:  # a JSON file cut short, ...
+            raise RunSetupError(damaged_annotations(dataset, phase, err)) from None
         if len(built) == 0:
             raise RunSetupError(f'{dataset.get("type")} for {phase} has no samples: '
                                 f'{no_samples_reason(dataset)}.')
         checked.append((phase, dataset, built))
     return checked
+
+
+def damaged_annotations(dataset: ConfigDict, phase: str, err: ValueError) -> str:
+    """What is wrong with an annotation file that does not decode, and the way out."""
+    path = dataset_files(dataset)[0] if dataset.get('ann_file') else 'its annotation file'
+    where = (f'{err.msg} at line {err.lineno}, column {err.colno} of its {len(err.doc)} '
+             f'characters' if isinstance(err, json.JSONDecodeError) else str(err))
+    return (f'The annotation file {path} ({dataset.get("type")} for {phase}) is damaged: not '
+            f'complete JSON ({where}); a download or copy cut short leaves it so. Download or '
+            f'copy it again (the shapes datasets: generate them again with '
+            f'tools/make_shapes.py).')
 
 
 def no_samples_reason(dataset: ConfigDict) -> str:

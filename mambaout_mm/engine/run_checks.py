@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import os.path as osp
+import re
 from typing import Any, Iterator
 
 import torch
 from mmengine.config import Config
 
 from ..weights import checkpoint
-from ..utils.errors import ConfigError, RunSetupError, UserError
+from ..utils.errors import (CheckpointNotFoundError, CheckpointReadError, ConfigError,
+                            RunSetupError, UserError)
+from .model_layout import check_model_layout
 
 #: How to get mmcv with its compiled ops, named wherever they are missing.
 MMCV_OPS_HELP = ('Install mmcv 2.1.0 with its ops: `mim install "mmcv==2.1.0"` where OpenMMLab '
@@ -70,16 +73,69 @@ def check_mmcv_ops() -> None:
 
 def check_backbone(cfg: Config) -> None:
     """The config's MambaOut backbone settings can be built (variant, ``out_indices``, ...): the
-    backbone is built once, without its weights (a second or less for the Base model)."""
+    backbone is built once, without its weights (a second or less for the Base model); then its
+    maps and what reads them fit together (:func:`~mambaout_mm.engine.model_layout.
+    check_model_layout`)."""
     from mmengine.registry import MODELS
     backbone = cfg.model.get('backbone')
-    if not backbone or backbone.get('type') != 'MambaOutBackbone':
-        return
-    settings = {key: value for key, value in backbone.items() if key != '_scope_'}
+    if backbone and backbone.get('type') == 'MambaOutBackbone':
+        settings = {key: value for key, value in backbone.items() if key != '_scope_'}
+        try:
+            MODELS.build(settings)
+        except (TypeError, ConfigError) as err:  # TypeError: an argument it does not take
+            raise ConfigError(f'model.backbone: {err}') from None
+    check_model_layout(cfg)
+
+
+#: The checkpoints mmengine's CheckpointHook writes, by the epoch or iteration they end.
+CHECKPOINT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def previous_checkpoint(path: str) -> str | None:
+    """The readable checkpoint saved before ``path`` in its folder (the highest epoch or
+    iteration below it), if there is one."""
+    folder, name = osp.split(path)
+    mine = CHECKPOINT_NAME.match(name)
+    candidates = []
+    for entry in os.listdir(folder or '.'):
+        match = CHECKPOINT_NAME.match(entry)
+        if match and entry != name and (not mine or (match[1] == mine[1]
+                                                     and int(match[2]) < int(mine[2]))):
+            candidates.append((int(match[2]), osp.join(folder, entry)))
+    for _, candidate in sorted(candidates, reverse=True):
+        try:
+            checkpoint.check_checkpoint_file(candidate)
+        except CheckpointReadError:
+            continue
+        return candidate
+    return None
+
+
+def check_resume(cfg: Config) -> str | None:
+    """The checkpoint a resumed run starts from (``load_from``, or without it the work dir's
+    latest), checked as a file; ``None`` where there is none (mmengine then starts afresh). A
+    damaged one (cut short by a kill while it was written, ...) is named with the way out: the
+    checkpoint before it."""
+    from mmengine.runner import find_latest_checkpoint
+    path = cfg.get('load_from') or find_latest_checkpoint(cfg.work_dir)
+    if not path:
+        return None
     try:
-        MODELS.build(settings)
-    except (TypeError, ConfigError) as err:  # TypeError: an argument the backbone does not take
-        raise ConfigError(f'model.backbone: {err}') from None
+        return checkpoint.local_checkpoint(path, must_exist=True)
+    except CheckpointReadError:
+        local = str(path).removeprefix('file://')
+        if '://' in local:
+            raise
+        folder = osp.dirname(local) or '.'
+        previous = previous_checkpoint(local) if osp.isdir(folder) else None
+        way_out = (f'To go on, resume from the checkpoint before it: --resume {previous}.'
+                   if previous else f'No readable checkpoint is saved before it in {folder}: '
+                   f'train from the start (without --resume), or give one with --resume CKPT.')
+        if not osp.isfile(local):
+            raise CheckpointNotFoundError(f'The checkpoint to resume from is not there: {local}. '
+                                          f'{way_out}') from None
+        checkpoint.check_checkpoint_file(local, remedy=way_out)
+        raise
 
 
 def check_device(cfg: Config, device: str | None, launcher: str) -> None:

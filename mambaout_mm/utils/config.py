@@ -97,21 +97,22 @@ def toolbox_registry(cfg: Config, name: str) -> Any:
 
 
 def build_model(cfg: Config) -> torch.nn.Module:
-    """The detector or segmentor ``cfg.model`` describes, built in the config's toolbox scope."""
+    """The detector or segmentor ``cfg.model`` describes, built in the config's toolbox scope,
+    once its parts are known to fit (:mod:`mambaout_mm.engine.model_layout`)."""
+    from ..engine.model_layout import check_model_layout
+    check_model_layout(cfg)
     return toolbox_registry(cfg, 'MODELS').build(cfg.model)
 
 
 def build_model_with_weights(cfg: Config, checkpoint: str | None) -> torch.nn.Module:
-    """The model with ``checkpoint``'s weights (a path or URL, loaded strictly), or without one
-    the config's own initialisation, seeded: the same random weights on every run."""
+    """The model with ``checkpoint``'s weights (a path or URL, which must fit the model whole:
+    :func:`~mambaout_mm.weights.checkpoint.load_model_checkpoint`), or without one the config's
+    own initialisation, seeded: the same random weights on every run."""
     torch.manual_seed(0)
     model = build_model(cfg)
     if checkpoint:
-        from mmengine.runner import load_checkpoint
-
-        from ..weights.checkpoint import local_checkpoint
-        load_checkpoint(model, local_checkpoint(checkpoint, must_exist=True),
-                        map_location='cpu', strict=True)
+        from ..weights.checkpoint import load_model_checkpoint, local_checkpoint
+        load_model_checkpoint(model, local_checkpoint(checkpoint, must_exist=True))
     else:
         model.init_weights()
     return model
