@@ -118,9 +118,11 @@ step "check mmcv's ops on this machine's device"
 "$PY" "$ROOT/tools/mmcv_build.py" check
 
 step "install mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, timm and test tools"
-# mmpretrain: the ConvNeXt of the peers' configs that tools/get_flops.py counts beside ours
+# mmpretrain: the ConvNeXt of the peers' configs that tools/get_flops.py counts beside ours;
+# openmim: `mim search`/`mim train` in the tests, with setuptools kept (openxlab pins 60)
 "${PIP[@]}" "mmdet==$MMDET_VERSION" "mmsegmentation==$MMSEG_VERSION" ftfy regex \
-  "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest "ruff==0.17.6"
+  "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest "ruff==0.17.6" \
+  "openmim==0.3.9" "setuptools>=77.0.3,<82"
 
 step "install the ONNX export and deployment tools where torch has the dynamo exporter (>= 2.6)"
 if "$PY" -c "import sys, torch; sys.exit(not hasattr(torch.export.Dim, 'AUTO'))" 2>/dev/null; then
