@@ -33,3 +33,17 @@ optim_wrapper = dict(
     loss_scale='dynamic',
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
+
+# What differs from the toolbox config above (tests/test_head_configs.py fails on any other
+# difference, and on a listed one that is not there), each with its reason.
+differences_from_base = {
+    'model.backbone': 'MambaOut instead of ConvNeXt-T: ImageNet-1k weights of the official '
+                      'release, drop path per size (ConvNeXt-T/S rates)',
+    'model.neck.in_channels': "the channels of MambaOut's four stages",
+    'pretrained': 'the URL of the official ImageNet-1k weights',
+    'optim_wrapper.constructor': 'no layer-wise lr decay, as the MambaOut authors train '
+                                 '(official repo issue #251)',
+    'optim_wrapper.paramwise_cfg': 'the same; no weight decay on norms and biases instead',
+    'optim_wrapper.loss_scale': "'dynamic', AmpOptimWrapper's default, written out",
+    'default_hooks.checkpoint.max_keep_ckpts': 'keep 3 checkpoints, as our 1x configs',
+}

@@ -1,0 +1,10 @@
+# DINO-4scale with MambaOut-Small, 12 epochs on COCO 2017: the Tiny config's recipe (see there).
+_base_ = './mambaout_tiny_4scale_12e.py'
+
+# The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
+# (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'
+
+model = dict(
+    backbone=dict(arch='small', drop_path_rate=0.3,
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
