@@ -146,6 +146,16 @@ def test_mim_search_lists_every_config(editable_install, tmp_path):
     assert sorted(ast.literal_eval(ids.splitlines()[-1])) == sorted(shown)
 
 
+def test_every_listed_config_has_a_file_name_of_its_own():
+    """``mim train mambaout_mm NAME.py`` looks a config up by its file name anywhere in the
+    package (mim 0.3.9), so a name two configs share reaches neither; mmdet's names are unique."""
+    everywhere = [p.name for p in (REPO / 'configs').rglob('*.py')]
+    shared = sorted(f'{family}/{path.name}'
+                    for family, paths in model_index.listed_configs(REPO / 'configs').items()
+                    for path in paths if everywhere.count(path.name) > 1)
+    assert shared == [], 'file names mim train cannot tell apart'
+
+
 def test_mim_train_finds_the_packaged_config_and_tool(editable_install, tmp_path):
     proc = mim('train', 'mambaout_mm', 'mambaout_tiny_1x.py', '--gpus', '0', '--work-dir',
                str(tmp_path / 'work'), cwd=tmp_path)

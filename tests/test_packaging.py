@@ -2,6 +2,7 @@
 checkout (configs through ``mambaout_mm::``, the tools through ``python -m mambaout_mm``)."""
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .tools_helpers import CPU_ONLY, OFFLINE, REPO
 
@@ -76,6 +78,13 @@ def test_the_wheel_declares_what_the_code_imports_and_leaves_mmcv_to_mim(wheel):
                       if n.startswith('mambaout_mm/.mim/configs/') and n.endswith('.py'))
     assert packaged == configs
     assert {'mambaout_mm/.mim/tools/train.py', 'mambaout_mm/.mim/model-index.yml'} <= set(names)
+    metafiles = {f'mambaout_mm/.mim/{p.relative_to(REPO).as_posix()}'
+                 for p in (REPO / 'configs').glob('*/metafile.yml')}
+    assert metafiles and metafiles <= set(names)
+    # setup.py's editable hook leaves wheels alone: their top-level names are the packages
+    with zipfile.ZipFile(wheel) as archive:
+        top_level = archive.read(next(n for n in names if n.endswith('.dist-info/top_level.txt')))
+    assert top_level.decode().split() == ['mambaout_mm', 'mambaout_runtime']
 
 
 def test_an_installed_wheel_loads_packaged_configs_outside_the_checkout(environment, tmp_path):
@@ -124,6 +133,27 @@ def test_an_installed_wheel_runs_the_tools_on_packaged_configs(environment, tmp_
     assert 'Could not download the checkpoint https://github.com/yuweihao' in proc.stderr
     assert 'data/coco/annotations/instances_train2017.json' in proc.stderr
     assert not list(tmp_path.glob('work_dirs/*/*.log.json'))
+
+
+def test_mim_finds_the_installed_wheels_models_configs_and_tools(environment, tmp_path):
+    """``mim search`` and ``mim train`` read the installed package's ``.mim/``, as mmdet's."""
+    python, purelib = environment
+    mim = [str(python), '-m', 'mim']
+    index = purelib / 'mambaout_mm' / '.mim' / 'model-index.yml'
+    names = sorted(model['Name'] for metafile in yaml.safe_load(index.read_text())['Import']
+                   for model in yaml.safe_load((index.parent / metafile).read_text())['Models'])
+    search = run(*mim, 'search', 'mambaout_mm', '--valid-config', cwd=tmp_path, env=user_env())
+    assert sorted(ast.literal_eval(search.stdout.strip().splitlines()[-1])) == names
+    train = subprocess.run([*mim, 'train', 'mambaout_mm', 'mambaout_tiny_1x.py', '--gpus', '0',
+                            '--work-dir', str(tmp_path / 'work')], capture_output=True, text=True,
+                           cwd=tmp_path, env=user_env(), timeout=600)
+    package = Path(os.path.realpath(purelib / 'mambaout_mm'))
+    config = package / '.mim' / 'configs' / 'mask_rcnn' / 'mambaout_tiny_1x.py'
+    assert f'will use {config} instead' in train.stdout, train.stdout[-2000:] + train.stderr[-3000:]
+    assert f'.mim/tools/train.py {config}' in train.stdout
+    # the packaged tool ran on it and stops on what this machine lacks (GPU, data, network)
+    assert train.returncode != 0 and 'problems stop this run' in train.stderr
+    assert 'download/model/mambaout_tiny.pth' in train.stderr
 
 
 def test_the_runtime_wheel_holds_the_runtime_alone_and_needs_no_torch(wheel, tmp_path):
