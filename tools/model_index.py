@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,15 @@ def _results(cfg: Any, kind: str, backbone: str, dataset: str) -> tuple[list, st
                      'measured with this code')
 
 
+@lru_cache(maxsize=None)
+def _config(path: str, mtime_ns: int) -> Any:
+    """A config as the tools read it, once per version of its file."""
+    return load_config(path)
+
+
 def entry(path: Path, family: str) -> dict[str, Any]:
     """One config's entry in its family's metafile."""
-    cfg = load_config(str(path))
+    cfg = _config(str(path), path.stat().st_mtime_ns)
     kind, model = task(cfg), cfg.model
     backbone = backbone_name(model.backbone.get('arch'), model.backbone.type)
     collection = COLLECTIONS.get(family, family)
