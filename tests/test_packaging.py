@@ -40,11 +40,9 @@ def wheel(tmp_path_factory) -> Path:
     return next((root / 'dist').glob('mambaout_mm-*.whl'))
 
 
-@pytest.fixture(scope='module')
-def environment(wheel, tmp_path_factory) -> tuple[Path, Path]:
-    """A throwaway venv holding the wheel, with the suite's torch, mmcv, mmdet, ... behind it;
-    returns its python and its site-packages."""
-    root = tmp_path_factory.mktemp('env')
+def new_venv(root: Path) -> tuple[Path, Path]:
+    """A throwaway venv with the suite's torch, mmcv, mmdet, ... behind it; its python and its
+    site-packages."""
     run(sys.executable, '-m', 'venv', '--without-pip', root / 'venv')
     python = root / 'venv' / 'bin' / 'python'
     purelib = Path(run(python, '-c', 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
@@ -52,9 +50,37 @@ def environment(wheel, tmp_path_factory) -> tuple[Path, Path]:
     # after the venv's own site-packages: the suite's (not processed as a site dir, so the
     # checkout's editable install there is not importable)
     (purelib / 'suite_packages.pth').write_text('\n'.join(site.getsitepackages()) + '\n')
+    return python, purelib
+
+
+@pytest.fixture(scope='module')
+def environment(wheel, tmp_path_factory) -> tuple[Path, Path]:
+    """A throwaway venv holding the wheel; its python and its site-packages."""
+    python, purelib = new_venv(tmp_path_factory.mktemp('env'))
     run(sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', '--target',
         purelib, wheel)
     return python, purelib
+
+
+@pytest.fixture(scope='module')
+def editable_environment(wheel, tmp_path_factory) -> tuple[Path, Path]:
+    """A throwaway venv where the checkout's copy is installed as ``pip install -v -e .`` does
+    (through setup.py); its python and the copy's package folder."""
+    source = wheel.parents[1] / 'source'
+    python, _ = new_venv(tmp_path_factory.mktemp('editable'))
+    run(sys.executable, '-m', 'pip', '--python', python, 'install', '-q', '--no-deps',
+        '--no-build-isolation', '--no-index', '-e', source)
+    return python, source / 'mambaout_mm'
+
+
+@pytest.fixture(params=['wheel', 'editable'])
+def installed(request) -> tuple[Path, Path]:
+    """The package as each install the README offers leaves it: the python, and the package's
+    folder (the wheel's in site-packages, or the editable install's in the checkout)."""
+    if request.param == 'wheel':
+        python, purelib = request.getfixturevalue('environment')
+        return python, purelib / 'mambaout_mm'
+    return request.getfixturevalue('editable_environment')
 
 
 def user_env() -> dict:
@@ -87,10 +113,10 @@ def test_the_wheel_declares_what_the_code_imports_and_leaves_mmcv_to_mim(wheel):
     assert top_level.decode().split() == ['mambaout_mm', 'mambaout_runtime']
 
 
-def test_an_installed_wheel_loads_packaged_configs_outside_the_checkout(environment, tmp_path):
+def test_an_install_loads_packaged_configs_outside_the_checkout(installed, tmp_path):
     """mmengine's two ways to a packaged config: ``get_config('PACKAGE::PATH')`` and a config of
     the user's that inherits one (``_base_``), built in mmdet's registry."""
-    python, purelib = environment
+    python, package = installed
     (tmp_path / 'mine.py').write_text("_base_ = 'mambaout_mm::mask_rcnn/mambaout_tiny_1x.py'\n"
                                       "model = dict(backbone=dict(drop_path_rate=0.1))\n")
     script = (
@@ -110,8 +136,8 @@ def test_an_installed_wheel_loads_packaged_configs_outside_the_checkout(environm
         '    neck=list(model.neck.in_channels))))\n')
     found = json.loads(run(python, '-c', script, cwd=tmp_path, env=user_env()).stdout
                        .strip().splitlines()[-1])
-    assert Path(found['package']).is_relative_to(purelib)  # the wheel's copy, not the checkout
-    assert Path(found['config']).is_relative_to(purelib / 'mambaout_mm' / '.mim' / 'configs')
+    assert Path(found['package']).parent == package  # the install's copy, not the checkout
+    assert Path(found['config']).is_relative_to(package / '.mim' / 'configs')
     assert found['model'] == 'MaskRCNN'  # its own mmdet:: base configs resolved too
     assert found['backbone'] == 'MambaOutBackbone' and found['arch'] == 'tiny'
     assert found['drop_path'] == 0.1  # the user's override of the inherited config
@@ -135,18 +161,25 @@ def test_an_installed_wheel_runs_the_tools_on_packaged_configs(environment, tmp_
     assert not list(tmp_path.glob('work_dirs/*/*.log.json'))
 
 
-def test_mim_finds_the_installed_wheels_models_configs_and_tools(environment, tmp_path):
-    """``mim search`` and ``mim train`` read the installed package's ``.mim/``, as mmdet's."""
-    python, purelib = environment
-    mim = [str(python), '-m', 'mim']
-    index = purelib / 'mambaout_mm' / '.mim' / 'model-index.yml'
+def test_mim_search_lists_the_installed_index(installed, tmp_path):
+    """``mim search`` reads the installed package's ``.mim/model-index.yml``, as mmdet's."""
+    python, package = installed
+    index = package / '.mim' / 'model-index.yml'
     names = sorted(model['Name'] for metafile in yaml.safe_load(index.read_text())['Import']
                    for model in yaml.safe_load((index.parent / metafile).read_text())['Models'])
-    search = run(*mim, 'search', 'mambaout_mm', '--valid-config', cwd=tmp_path, env=user_env())
+    search = run(python, '-m', 'mim', 'search', 'mambaout_mm', '--valid-config', cwd=tmp_path,
+                 env=user_env())
     assert sorted(ast.literal_eval(search.stdout.strip().splitlines()[-1])) == names
-    train = subprocess.run([*mim, 'train', 'mambaout_mm', 'mambaout_tiny_1x.py', '--gpus', '0',
-                            '--work-dir', str(tmp_path / 'work')], capture_output=True, text=True,
-                           cwd=tmp_path, env=user_env(), timeout=600)
+
+
+def test_mim_train_finds_the_installed_wheels_config_and_tool(environment, tmp_path):
+    """``mim train`` runs the wheel's ``.mim/tools/train.py`` on its ``.mim/configs`` one, as
+    mmdet's (tests/test_model_index.py: the same in the checkout's editable install)."""
+    python, purelib = environment
+    train = subprocess.run([str(python), '-m', 'mim', 'train', 'mambaout_mm', 'mambaout_tiny_1x.py',
+                            '--gpus', '0', '--work-dir', str(tmp_path / 'work')],
+                           capture_output=True, text=True, cwd=tmp_path, env=user_env(),
+                           timeout=600)
     package = Path(os.path.realpath(purelib / 'mambaout_mm'))
     config = package / '.mim' / 'configs' / 'mask_rcnn' / 'mambaout_tiny_1x.py'
     assert f'will use {config} instead' in train.stdout, train.stdout[-2000:] + train.stderr[-3000:]
