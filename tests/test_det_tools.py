@@ -243,3 +243,71 @@ def test_imagenet_weights_that_do_not_fit_the_variant_are_one_line(workspace, of
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith('error: ') and 'missing from the checkpoint: stages.2.9' in last
     assert 'femto' in last  # the variant the checkpoint looks like
+
+
+def error_line(proc: subprocess.CompletedProcess) -> str:
+    """The one ``error:`` line a failed tool ends with (asserted: no traceback, no other)."""
+    assert proc.returncode == 1 and 'Traceback' not in proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith('error:')]
+    assert len(errors) == 1 and errors[0] == proc.stderr.strip().splitlines()[-1]
+    return errors[0]
+
+
+def test_a_checkpoint_of_another_model_is_refused_by_test(workspace):
+    """mmengine would load it with warnings and score randomly initialised weights, exit 0."""
+    from mambaout_mm.utils.config import build_model, load_config
+    other = workspace / 'kobe_mask_rcnn.pth'
+    model = build_model(load_config(CONFIG, {'model.backbone.arch': 'kobe'}))
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, other)
+    proc = run_tool(tool('test.py'), CONFIG, str(other), '--work-dir', 'work_dirs/other',
+                    '--cfg-options', *FAST, check=False, cwd=workspace)
+    line = error_line(proc)
+    assert line.startswith(f'error: The checkpoint {other} does not fit the model: ')
+    assert 'model tensors matched; not in the model: backbone.stages.2.9.' in line  # deeper
+    assert "Its backbone is MambaOut-kobe, the model's MambaOut-femto." in line
+    assert not (workspace / 'work_dirs/other/test_metrics.json').exists()
+
+
+def test_a_checkpoint_cut_short_names_the_one_to_resume_from(workspace):
+    """A run killed while it saved: the resumed checkpoint is named, and the one before it."""
+    work_dir = workspace / 'work_dirs' / 'cut_short'
+    work_dir.mkdir(parents=True)
+    torch.save({'meta': {'epoch': 1}}, work_dir / 'epoch_1.pth')
+    torch.save({'meta': {'epoch': 2}, 'state_dict': {'w': torch.zeros(4096)}},
+               work_dir / 'epoch_2.pth')
+    whole = (work_dir / 'epoch_2.pth').read_bytes()
+    (work_dir / 'epoch_2.pth').write_bytes(whole[:len(whole) // 2])
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
+    for resume in (['--resume'], ['--resume', str(work_dir / 'epoch_2.pth')]):
+        proc = run_tool(tool('train.py'), CONFIG, '--work-dir', str(work_dir), *resume,
+                        '--cfg-options', *FAST, check=False, cwd=workspace)
+        line = error_line(proc)
+        assert line.startswith(f'error: {work_dir}/epoch_2.pth is a truncated or damaged '
+                               f'PyTorch checkpoint')
+        assert line.endswith(f'To go on, resume from the checkpoint before it: --resume '
+                             f'{work_dir}/epoch_1.pth.')
+
+
+def test_a_neck_that_leaves_a_backbone_map_unread_stops_training_at_load(workspace):
+    proc = run_tool(tool('train.py'), CONFIG, '--cfg-options', 'model.neck.start_level=1', *FAST,
+                    check=False, cwd=workspace)
+    line = error_line(proc)
+    assert 'model.backbone.out_indices=(0, 1, 2, 3)' in line
+    assert 'model.neck.start_level=1' in line and 'that no module reads' in line
+    assert 'set model.backbone.out_indices=(1, 2, 3) with model.neck.in_channels=' in line
+
+
+def test_load_from_another_number_of_classes_fine_tunes_listing_what_it_left(workspace):
+    """Fine-tuning on other classes: load_from loads what fits and lists the rest."""
+    from mambaout_mm.utils.config import build_model, load_config
+    coco80 = workspace / 'coco80_mask_rcnn.pth'
+    model = build_model(load_config(CONFIG, {'model.roi_head.bbox_head.num_classes': 80,
+                                             'model.roi_head.mask_head.num_classes': 80}))
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, coco80)
+    proc = run_tool(tool('train.py'), CONFIG, '--work-dir', 'work_dirs/coco80', '--cfg-options',
+                    f'load_from={coco80}', 'train_cfg.max_epochs=1', *FAST, cwd=workspace)
+    log = proc.stdout + proc.stderr
+    assert (f'model tensors from The checkpoint {coco80} (a partial load); left at '
+            f'initialisation: roi_head.bbox_head.fc_cls.weight, roi_head.bbox_head.fc_cls.bias, '
+            f'roi_head.bbox_head.fc_reg.weight') in log
+    assert checkpoint_meta(workspace / 'work_dirs/coco80/epoch_1.pth')['iter'] == 2
