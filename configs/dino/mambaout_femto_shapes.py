@@ -9,21 +9,16 @@ data_root = 'data/coco_shapes/'
 # The class names of mambaout_mm.datasets.SHAPE_CLASSES (a test keeps them in step).
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star'),
                 palette=[(220, 20, 60), (0, 130, 230), (250, 170, 30), (60, 180, 75)])
-image_scale = (256, 192)
-width = 64  # the transformer's embedding width (256 in the recipe)
+image_scale = (192, 128)
 
+# The transformer keeps its width, 256: mmdet 3.3's DINO decoder encodes reference boxes in
+# 4 x 128 sine features (coordinate_to_encoding's default) whatever embed_dims is.
 model = dict(
     num_queries=50,  # 1-4 objects an image (900 in the recipe)
     backbone=dict(arch='femto', drop_path_rate=0.0, init_cfg=None),
-    neck=dict(in_channels=[96, 192, 288], out_channels=width),
-    encoder=dict(num_layers=2, layer_cfg=dict(
-        self_attn_cfg=dict(embed_dims=width),
-        ffn_cfg=dict(embed_dims=width, feedforward_channels=4 * width))),
-    decoder=dict(num_layers=2, layer_cfg=dict(
-        self_attn_cfg=dict(embed_dims=width),
-        cross_attn_cfg=dict(embed_dims=width),
-        ffn_cfg=dict(embed_dims=width, feedforward_channels=4 * width))),
-    positional_encoding=dict(num_feats=width // 2),
+    neck=dict(in_channels=[96, 192, 288]),
+    encoder=dict(num_layers=2, layer_cfg=dict(ffn_cfg=dict(feedforward_channels=512))),
+    decoder=dict(num_layers=2, layer_cfg=dict(ffn_cfg=dict(feedforward_channels=512))),
     bbox_head=dict(num_classes=4),
     dn_cfg=dict(group_cfg=dict(num_dn_queries=20)),
     test_cfg=dict(max_per_img=50))
@@ -64,10 +59,11 @@ differences_from_base = {
         ['data_root', 'metainfo', 'train_pipeline', 'test_pipeline', 'train_dataloader',
          'val_dataloader', 'test_dataloader', 'val_evaluator.ann_file',
          'test_evaluator.ann_file', 'model.bbox_head.num_classes'],
-        'the generated shapes (4 classes, 256x192 images) instead of COCO'),
+        'the generated shapes (4 classes, images resized to 192x128) instead of COCO'),
     **dict.fromkeys(
-        ['image_scale', 'width', 'model.num_queries', 'model.neck.out_channels',
-         'model.encoder', 'model.decoder', 'model.positional_encoding',
+        ['image_scale', 'model.num_queries', 'model.encoder.num_layers',
+         'model.encoder.layer_cfg.ffn_cfg.feedforward_channels', 'model.decoder.num_layers',
+         'model.decoder.layer_cfg.ffn_cfg.feedforward_channels',
          'model.dn_cfg.group_cfg.num_dn_queries', 'model.test_cfg.max_per_img'],
         'a femto-sized DINO that trains in seconds on a CPU'),
     **dict.fromkeys(

@@ -9,7 +9,7 @@ data_root = 'data/coco_shapes/'
 # The class names of mambaout_mm.datasets.SHAPE_CLASSES (a test keeps them in step).
 metainfo = dict(classes=('circle', 'square', 'triangle', 'star'),
                 palette=[(220, 20, 60), (0, 130, 230), (250, 170, 30), (60, 180, 75)])
-image_scale = (256, 192)
+image_scale = (192, 128)
 width = 64  # FPN and head channels (256 in the recipe)
 
 model = dict(
@@ -56,7 +56,7 @@ differences_from_base = {
         ['data_root', 'metainfo', 'train_pipeline', 'test_pipeline', 'train_dataloader',
          'val_dataloader', 'test_dataloader', 'val_evaluator.ann_file',
          'test_evaluator.ann_file', 'model.bbox_head.num_classes'],
-        'the generated shapes (4 classes, 256x192 images) instead of COCO'),
+        'the generated shapes (4 classes, images resized to 192x128) instead of COCO'),
     **dict.fromkeys(
         ['image_scale', 'width', 'model.neck.out_channels', 'model.bbox_head.in_channels',
          'model.bbox_head.feat_channels', 'model.bbox_head.stacked_convs',
