@@ -30,7 +30,7 @@ from .nested import map_floats
 FP16_FUNCTIONS = frozenset({
     F.linear, F.conv1d, F.conv2d, F.conv3d, F.conv_transpose1d, F.conv_transpose2d,
     torch.matmul, torch.mm, torch.bmm, torch.addmm, torch.baddbmm, torch.Tensor.matmul,
-    torch.Tensor.__matmul__, torch.Tensor.mm, torch.Tensor.bmm,
+    torch.Tensor.__matmul__, torch.Tensor.mm, torch.Tensor.bmm, torch.einsum,
 })
 #: computed in float32 by CUDA autocast (its "float32" list, the entries these models use)
 FP32_FUNCTIONS = frozenset({
@@ -41,6 +41,8 @@ FP32_FUNCTIONS = frozenset({
     torch.Tensor.sum, torch.Tensor.cumsum, torch.Tensor.prod, torch.Tensor.norm,
     torch.Tensor.pow, torch.Tensor.rsqrt, torch.Tensor.softmax, torch.Tensor.log_softmax,
 })
+#: computed in the widest float dtype of their inputs by CUDA autocast (its "promote" list)
+PROMOTE_FUNCTIONS = frozenset({F.grid_sample})
 
 
 class GpuFp16Autocast(TorchFunctionMode):
@@ -62,7 +64,9 @@ class GpuFp16Autocast(TorchFunctionMode):
             out = map_floats(func(*args, **kwargs), torch.Tensor.half)
             self._watch(out)
             return out
-        if func in FP32_FUNCTIONS:
+        if func in FP32_FUNCTIONS or (func in PROMOTE_FUNCTIONS and any(
+                x.dtype == torch.float32 for x in tree_flatten((args, kwargs))[0]
+                if torch.is_tensor(x))):
             args, kwargs = map_floats((args, kwargs), torch.Tensor.float)
         return func(*args, **kwargs)
 

@@ -1,0 +1,10 @@
+# Mask2Former with MambaOut-Base, COCO 2017 instance segmentation, 50 epochs (not in the paper):
+# mambaout_tiny_50e_coco_instance.py (mmdet's Swin recipe) with the Base backbone.
+_base_ = './mambaout_small_50e_coco_instance.py'  # Small's depths, and the norms' keys they give
+
+pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth'
+
+model = dict(
+    backbone=dict(arch='base', drop_path_rate=0.6,  # the authors' Base rate
+                  init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
+    panoptic_head=dict(in_channels=[128, 256, 512, 768]))
