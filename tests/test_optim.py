@@ -53,3 +53,20 @@ def test_a_segmentor_gets_it_from_mmsegs_registry():
     lrs = lr_by_name(build_optim_wrapper(segmentor, optim_cfg('MambaOutLearningRateDecay')))
     assert lrs['decode_head.conv_seg.weight'][0] == 1e-3
     assert lrs['backbone.stages.2.8.fc1.weight'][0] == pytest.approx(1e-3 * 0.8 ** 2)  # layer 5
+
+
+def test_custom_keys_multiply_the_decayed_lr_as_a_detr_recipe_needs():
+    """DINO's recipe gives the backbone a tenth of the lr (custom_keys); with layer-wise decay on
+    top (the DINO configs' comment), and with that tenth set back to 1 (InternImage's DINO)."""
+    dino = build_model(load_config(config('dino/mambaout_femto_shapes.py')))
+    stem, block, head = ('backbone.downsample_layers.0.conv1.weight',
+                         'backbone.stages.2.8.fc1.weight', 'bbox_head.cls_branches.0.weight')
+    for backbone_mult in (0.1, 1.0):
+        cfg = optim_cfg('MambaOutLearningRateDecay')
+        cfg['paramwise_cfg']['custom_keys'] = {'backbone': dict(lr_mult=backbone_mult),
+                                               'bbox_head': dict(decay_mult=0.5)}
+        lrs = lr_by_name(build_optim_wrapper(dino, cfg))
+        assert lrs[head] == (1e-3, 0.05 * 0.5)
+        assert lrs[block][0] == pytest.approx(1e-3 * backbone_mult * 0.8 ** 2)
+        assert lrs[stem][0] == pytest.approx(1e-3 * backbone_mult * 0.8 ** 7)
+        assert lrs['bbox_head.cls_branches.0.bias'][1] == 0.  # no decay on biases, whatever mult

@@ -9,6 +9,10 @@ stage 2 / 3): 6 for tiny, 12 for small and base. Use it as::
 
     optim_wrapper = dict(constructor='MambaOutLearningRateDecay',
                          paramwise_cfg=dict(decay_rate=0.9, decay_type='layer_wise', num_layers=6))
+
+``custom_keys`` (mmengine's: the longest key contained in a parameter's name gives its ``lr_mult``
+and ``decay_mult``) multiply on top, so a DETR recipe's ``{'backbone': dict(lr_mult=0.1)}`` keeps
+the backbone at a tenth of the decayed lr unless set to 1.
 """
 from __future__ import annotations
 
@@ -42,7 +46,8 @@ def stage_id(name: str, num_layers: int) -> int:
 class MambaOutLearningRateDecay(DefaultOptimWrapperConstructor):
     """``paramwise_cfg``: ``decay_rate``, ``decay_type`` (``layer_wise`` or ``stage_wise``) and
     ``num_layers``, as for mmdet's/mmseg's ``LearningRateDecayOptimizerConstructor``. A group's
-    lr is ``lr * decay_rate ** (num_layers + 1 - id)``; norms and biases get no weight decay."""
+    lr is ``lr * decay_rate ** (num_layers + 1 - id)``, times its ``custom_keys`` ``lr_mult``;
+    norms and biases get no weight decay, the rest ``decay_mult`` times the optimizer's."""
 
     def add_params(self, params: list[dict], module: nn.Module, **kwargs) -> None:
         cfg = self.paramwise_cfg
@@ -57,17 +62,23 @@ class MambaOutLearningRateDecay(DefaultOptimWrapperConstructor):
                 raise ValueError(f'num_layers must be {needed} for a backbone with {depth} blocks '
                                  f'in stage 2 (3 + ceil({depth} / 3)), got {num_layers}.')
         assign = layer_id if decay_type == 'layer_wise' else stage_id
+        custom = cfg.get('custom_keys', {})
+        custom_keys = sorted(sorted(custom), key=len, reverse=True)  # mmengine's order
         groups: dict[str, dict] = {}
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
             no_decay = param.ndim == 1 or name.endswith('.bias')
             index = assign(name, num_layers)
-            key = f'layer_{index}_{"no_decay" if no_decay else "decay"}'
-            scale = rate ** (num_layers + 1 - index)
+            custom_key = next((k for k in custom_keys if k in name), None)
+            mults = custom.get(custom_key, {})
+            key = (f'layer_{index}_{"no_decay" if no_decay else "decay"}'
+                   + (f'_{custom_key}' if custom_key else ''))
+            scale = rate ** (num_layers + 1 - index) * mults.get('lr_mult', 1.)
             group = groups.setdefault(key, dict(
                 params=[], param_names=[], lr_scale=scale, lr=scale * self.base_lr,
-                weight_decay=0. if no_decay else self.base_wd, group_name=key))
+                weight_decay=0. if no_decay else self.base_wd * mults.get('decay_mult', 1.),
+                group_name=key))
             group['params'].append(param)
             group['param_names'].append(name)
         params.extend(groups.values())
