@@ -8,7 +8,8 @@ functions called under it on a CPU, where fp16 matrix kernels are slow or missin
 functions compute in float32 on fp16-rounded inputs and round their result to fp16 (what tensor
 cores do), so every tensor that would be fp16 on the GPU is fp16 here, and an overflow becomes
 ``inf`` as it would there. mmcv's CPU ops (RoIAlign, NMS) take float32: they get float32 copies of
-fp16 tensors, and what they write into them is copied back.
+fp16 tensors, and what they write into them is copied back; mmcv's deformable attention, whose
+CUDA op takes fp16, runs as that op rounds (:func:`deformable_attention_as_cuda`).
 
 With :func:`compat.grad_scaler` (torch's dynamic loss scaling, as ``AmpOptimWrapper`` uses it),
 this lets CPU tests check FP16 training numerics (:mod:`tests.test_fp16_numerics`).
@@ -119,6 +120,31 @@ def mmcv_ops_in_float32() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def deformable_attention_as_cuda() -> Iterator[None]:
+    """mmcv's multi-scale deformable attention as its CUDA op computes fp16 input (mmcv 2.1.0):
+    the sampling locations and attention weights cast to the value's fp16 (``type_as(value)``),
+    the sampling positions in pixels (``loc * size - 0.5``) computed in fp16, the output fp16.
+    The sampling itself is float32 here (the kernel accumulates in fp16), and so is its
+    backward (the kernel's adds fp16 gradients atomically): an optimistic emulation."""
+    from mmcv.ops import multi_scale_deform_attn as msda
+    original = msda.multi_scale_deformable_attn_pytorch
+
+    def as_cuda(value, shapes, locations, weights):
+        if value.dtype != torch.float16:
+            return original(value, shapes, locations, weights)
+        size = shapes.flip(-1).to(locations)[None, None, None, :, None, :]  # (w, h)
+        pixels = locations.half() * size.half() - 0.5  # fp16, as the kernel's h_im, w_im
+        locations = (pixels.float() + 0.5) / size
+        return original(value.float(), shapes, locations, weights.half().float()).half()
+
+    msda.multi_scale_deformable_attn_pytorch = as_cuda
+    try:
+        yield
+    finally:
+        msda.multi_scale_deformable_attn_pytorch = original
+
+
+@contextlib.contextmanager
 def largest_values(sites: dict[str, list[torch.nn.Module]], inputs: bool = False
                    ) -> Iterator[dict[str, float]]:
     """Record the largest magnitude of the outputs (or, with ``inputs``, the first inputs) of
@@ -149,5 +175,5 @@ def largest_values(sites: dict[str, list[torch.nn.Module]], inputs: bool = False
 @contextlib.contextmanager
 def gpu_fp16_autocast() -> Iterator[GpuFp16Autocast]:
     """Run the enclosed code under CUDA's FP16 autocast policy, on a CPU."""
-    with mmcv_ops_in_float32(), GpuFp16Autocast() as mode:
+    with mmcv_ops_in_float32(), deformable_attention_as_cuda(), GpuFp16Autocast() as mode:
         yield mode
