@@ -9,9 +9,13 @@ import torch
 from safetensors.torch import save_file
 
 from mambaout_mm import CheckpointMismatchError, MambaOut, MambaOutBackbone
-from mambaout_mm.weights.checkpoint import (CheckpointReadError, load_mambaout_weights, read_checkpoint,
-                                    to_official_layout)
 from mambaout_mm.models.random_weights import randomize_
+from mambaout_mm.weights.checkpoint import (
+    CheckpointReadError,
+    load_mambaout_weights,
+    read_checkpoint,
+    to_official_layout,
+)
 
 
 def assert_trunk_equals(backbone, state_dict):
@@ -41,7 +45,8 @@ def test_official_checkpoint_into_backbone_drops_head_and_logs(official_femto, c
     with caplog.at_level(logging.INFO):
         report = load_mambaout_weights(backbone, path, ignore_prefixes=('norm.', 'head.'))
     assert_trunk_equals(backbone, state_dict)
-    assert sorted(report['dropped']) == sorted(k for k in state_dict if k.startswith(('norm.', 'head.')))
+    assert sorted(report['dropped']) == sorted(k for k in state_dict
+                                               if k.startswith(('norm.', 'head.')))
     assert report['fresh'] == [f'norm{i}.{p}' for i in range(4) for p in ('weight', 'bias')]
     torch.testing.assert_close(backbone.norm0.weight, norm0_before)
     assert 'Dropped 8 tensors' in caplog.text
@@ -110,7 +115,8 @@ def test_corrupted_checkpoint_names_missing_keys(tmp_path, official_femto):
     broken = {k: v for k, v in state_dict.items() if not k.startswith('stages.3.1.')}
     path = tmp_path / 'broken.pth'
     torch.save(broken, path)
-    with pytest.raises(CheckpointMismatchError, match=r'missing from the checkpoint: stages.3.1.norm.weight'):
+    with pytest.raises(CheckpointMismatchError,
+                       match=r'missing from the checkpoint: stages.3.1.norm.weight'):
         pretrained(path).init_weights()
 
 

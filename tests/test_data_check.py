@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from mambaout_mm.datasets.data_check import check_datasets, image_problem
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
-from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.datasets.data_check import check_datasets, image_problem
 from mambaout_mm.utils.config import load_config
+from mambaout_mm.utils.errors import RunSetupError
 
 from .tools_helpers import IN_PROCESS_LOADERS, config, run_tool, tool
 
@@ -73,7 +73,8 @@ def test_training_names_an_unreadable_image(coco):
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f'error: image data/coco_shapes/train2017/{image.name} is empty (0 bytes)')
     dumped = (coco.parents[1] / 'work_dirs' / 'bad' / 'mambaout_femto_shapes.py').read_text()
-    assert "type='NamedLoadImageFromFile'" in dumped and "'mambaout_mm.datasets.transforms'" in dumped
+    assert "type='NamedLoadImageFromFile'" in dumped
+    assert "'mambaout_mm.datasets.transforms'" in dumped
 
 
 def test_check_dataset_lists_every_unreadable_file(coco):

@@ -9,11 +9,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from mambaout_mm.utils import cpu_support
 from mambaout_mm.datasets import make_coco_shapes
+from mambaout_mm.utils import cpu_support
 
-from .tools_helpers import (CPU_ONLY, IN_PROCESS_LOADERS, KEEP_LOW_SCORES, checkpoint_meta,
-                            config, kill_after_first_checkpoint, run_tool, tool)
+from .tools_helpers import (
+    CPU_ONLY,
+    IN_PROCESS_LOADERS,
+    KEEP_LOW_SCORES,
+    checkpoint_meta,
+    config,
+    kill_after_first_checkpoint,
+    run_tool,
+    tool,
+)
 
 CONFIG = config('mask_rcnn/mambaout_femto_shapes.py')
 # 8 training images, batch 4: 2 iterations an epoch.

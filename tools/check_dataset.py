@@ -16,8 +16,8 @@ from mmengine.config import DictAction
 
 from mambaout_mm.datasets.data_check import IMAGE_KEYS, build_dataset, check_datasets, image_problem
 from mambaout_mm.utils import cli
-from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.utils.config import load_config
+from mambaout_mm.utils.errors import RunSetupError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         backend_args = dataset_cfg.get('backend_args')
         with ThreadPoolExecutor(max(args.workers, 1)) as pool:
             problems = [(path, problem) for path, problem in
-                        zip(paths, pool.map(lambda p: image_problem(p, backend_args), paths))
+                        zip(paths, pool.map(image_problem, paths, [backend_args] * len(paths)))
                         if problem]
         print(f'{phase}: {dataset_cfg.type}, {len(samples)} samples, {len(paths)} new files, '
               f'{len(problems)} unreadable')

@@ -13,9 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mambaout_mm.evaluation.report import (
+    format_csv,
+    format_markdown,
+    load_run,
+    plot_report,
+    report_tables,
+)
 from mambaout_mm.utils import cli
-from mambaout_mm.evaluation.report import (format_csv, format_markdown, load_run, plot_report,
-                                report_tables)
 
 
 def parse_args() -> argparse.Namespace:

@@ -11,12 +11,19 @@ import argparse
 import json
 import os.path as osp
 
-from mambaout_mm.utils import cli
 from mambaout_mm.engine.checkpoint_fit import check_checkpoint_loads
-from mambaout_mm.weights.checkpoint import local_checkpoint
 from mambaout_mm.engine.run_checks import check_backbone, check_mmcv_and_datasets
-from mambaout_mm.engine.runner import (build_runner, enable_output, enable_tta,
-                                       enable_visualization, end_distributed, setup_launcher, start)
+from mambaout_mm.engine.runner import (
+    build_runner,
+    enable_output,
+    enable_tta,
+    enable_visualization,
+    end_distributed,
+    setup_launcher,
+    start,
+)
+from mambaout_mm.utils import cli
+from mambaout_mm.weights.checkpoint import local_checkpoint
 
 
 def parse_args() -> argparse.Namespace:

@@ -9,16 +9,20 @@ data) is checked first, and every problem found is reported in one message.
 """
 import argparse
 
-from mambaout_mm.utils import cli
 from mambaout_mm.engine.amp import setup_amp
 from mambaout_mm.engine.checkpoint_fit import check_checkpoint_loads
-from mambaout_mm.weights.checkpoint import local_checkpoint
+from mambaout_mm.engine.run_checks import (
+    check_backbone,
+    check_mmcv_and_datasets,
+    check_pretrained_weights,
+    check_resume,
+    drop_unavailable_pretrained,
+)
+from mambaout_mm.engine.runner import build_runner, end_distributed, setup_launcher, start
+from mambaout_mm.utils import cli
 from mambaout_mm.utils.config import add_hook
 from mambaout_mm.utils.errors import RunSetupError
-from mambaout_mm.engine.run_checks import (check_backbone, check_mmcv_and_datasets,
-                                           check_pretrained_weights, check_resume,
-                                           drop_unavailable_pretrained)
-from mambaout_mm.engine.runner import build_runner, end_distributed, setup_launcher, start
+from mambaout_mm.weights.checkpoint import local_checkpoint
 
 
 def parse_args() -> argparse.Namespace:

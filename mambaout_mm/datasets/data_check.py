@@ -9,8 +9,8 @@ from typing import Any, Iterator
 
 from mmengine.config import Config, ConfigDict
 
-from ..utils.errors import RunSetupError
 from ..utils.config import toolbox_registry
+from ..utils.errors import RunSetupError
 
 #: What each dataset type expects on disk, for the message when it is missing.
 DATASET_LAYOUTS = {

@@ -16,9 +16,14 @@ from typing import Any, Iterator
 import torch
 from mmengine.config import Config
 
+from ..utils.errors import (
+    CheckpointNotFoundError,
+    CheckpointReadError,
+    ConfigError,
+    RunSetupError,
+    UserError,
+)
 from ..weights import checkpoint
-from ..utils.errors import (CheckpointNotFoundError, CheckpointReadError, ConfigError,
-                            RunSetupError, UserError)
 from .model_layout import check_model_layout
 
 #: How to get mmcv with its compiled ops, named wherever they are missing.

@@ -21,9 +21,9 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from . import safe_load
-from ..utils.errors import CheckpointMismatchError, CheckpointNotFoundError, CheckpointReadError
 from ..models.mambaout import ARCH_SETTINGS, resolve_arch, variants
+from ..utils.errors import CheckpointMismatchError, CheckpointNotFoundError, CheckpointReadError
+from . import safe_load
 
 OFFICIAL_RELEASE = 'https://github.com/yuweihao/MambaOut/releases/download/model'
 
@@ -65,8 +65,8 @@ def local_checkpoint(source: str | Path, must_exist: bool = False) -> str:
     """Where ``source`` is read from: a local path (``file://`` stripped; an existing file is
     checked with :func:`check_checkpoint_file`), the downloaded copy of an ``http(s)://`` URL, or
     another mmengine scheme as it is. A missing local file raises
-    :class:`~mambaout_mm.utils.errors.CheckpointNotFoundError` with ``must_exist``, else is returned for
-    the caller to report."""
+    :class:`~mambaout_mm.utils.errors.CheckpointNotFoundError` with ``must_exist``, else is
+    returned for the caller to report."""
     source = str(source)
     if source.startswith(('http://', 'https://')):
         source = download_checkpoint(source)
