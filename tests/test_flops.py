@@ -4,12 +4,17 @@ and, for the Cascade counting convention and the 640 crops, ConvNeXt's and Swin'
 Counting a full-size model at the papers' input size is CPU work of tens of seconds to minutes
 each; these are marked slow: `make test-slow` runs them. `make costs` counts the whole table.
 """
+from functools import partial
 from pathlib import Path
 
 import pytest
+import torch
 
 from mambaout_mm.evaluation.complexity import model_complexity, paper_shape
-from mambaout_mm.utils.config import build_model, load_config, resolve_config_path
+from mambaout_mm.evaluation.heads import toolbox_base
+from mambaout_mm.evaluation.paper import paper_recipe, paper_table
+from mambaout_mm.evaluation.report import backbone_name, run_recipe
+from mambaout_mm.utils.config import TASKS, build_model, load_config, resolve_config_path, toolbox
 from mambaout_mm.evaluation.published_costs import cost_table, published_configs, published_cost
 
 from .tools_helpers import REPO, config, run_tool, tool
@@ -82,15 +87,54 @@ def test_cli_names_a_package_a_config_imports_but_is_missing(tmp_path, imports):
             'installed: pip install no_such_toolbox') in proc.stderr
 
 
-def test_the_cost_table_holds_every_recipe_beyond_the_paper_and_resolves():
-    """`make costs` reads its configs from the data file: each resolves to a config file, and
-    every MambaOut config beyond Tables 2 and 3 (3x, Cascade, ImageNet-12k) is among them."""
+def is_paper_config(cfg) -> bool:
+    """Table 2's or Table 3's recipe with one of its variants (the 1x and 160k T/S/B configs)."""
+    task = TASKS[toolbox(cfg)]
+    recipe = run_recipe(cfg, task)
+    return (all(recipe.get(k) == v for k, v in paper_recipe(task).items())
+            and backbone_name(cfg.model.backbone.get('arch')) in paper_table(task))
+
+
+def test_the_cost_table_holds_every_recipe_beyond_the_paper_and_its_peers():
+    """`make costs` reads its configs from the data file: each resolves to a config file and has
+    its papers' input size; every MambaOut config beyond Tables 2 and 3 (3x, Cascade,
+    ImageNet-12k, DINO, RetinaNet, ... found, not listed) is among them, and so is the toolbox
+    config each family derives from (its peer at the same recipe)."""
     table = cost_table()
     for name in table:
         assert Path(resolve_config_path(name)).is_file(), name
-    patterns = ('mask_rcnn/*_3x_ms.py', 'cascade_mask_rcnn/*.py', 'upernet/*in12k*.py')
+    ours = [p for p in sorted((REPO / 'configs').glob('*/mambaout_*.py')) if 'femto' not in p.stem]
     beyond = {f'mambaout_mm::{p.relative_to(REPO / "configs").as_posix()}'
-              for pattern in patterns for p in (REPO / 'configs').glob(pattern)}
-    assert beyond and beyond <= set(table)
+              for p in ours if not is_paper_config(load_config(str(p)))}
+    assert {'mambaout_mm::dino/mambaout_tiny_4scale_12e.py',
+            'mambaout_mm::mask_rcnn/mambaout_tiny_3x_ms.py'} <= beyond  # the rule finds them
+    assert not {f'mambaout_mm::mask_rcnn/mambaout_{s}_1x.py' for s in ('tiny', 'base')} & beyond
+    assert sorted(beyond - set(table)) == []
+    families = {toolbox_base(p) for p in ours} - {None}
+    assert sorted(families - set(table)) == []
+    for name in table:
+        assert paper_shape(load_config(name)) in {(800, 1280), (512, 2048), (640, 2560)}, name
     assert published_cost('mambaout_mm::mask_rcnn/mambaout_tiny_3x_ms.py') == \
         published_cost(str(REPO / 'configs' / 'mask_rcnn' / 'mambaout_tiny_3x_ms.py'))
+
+
+def test_deformable_attention_is_counted_as_the_cpu_computes_it():
+    """On a CPU mmcv's deformable attention is F.grid_sample per level, which mmengine's counter
+    counts (as it counts the linear layers around it); on a GPU the same MACs run in mmcv's
+    CUDA op, which the counter would not see."""
+    from mmengine.analysis import FlopAnalyzer
+    from mmdet.structures import DetDataSample
+    path = config('dino/mambaout_femto_shapes.py')
+    counted = model_complexity(path, shape=(128, 192))
+    model = build_model(load_config(path)).eval()
+    meta = dict(img_shape=(128, 192), ori_shape=(128, 192), pad_shape=(128, 192),
+                batch_input_shape=(128, 192), scale_factor=(1.0, 1.0))
+    model.forward = partial(model.forward, data_samples=[DetDataSample(metainfo=meta)],
+                            mode='tensor')
+    with torch.no_grad():
+        analyzer = FlopAnalyzer(model, torch.rand(1, 3, 128, 192))
+        analyzer.unsupported_ops_warnings(False)
+        analyzer.uncalled_modules_warnings(False)
+        by_operator = analyzer.by_operator()
+    assert by_operator['grid_sampler'] > 0 and by_operator['linear'] > 0
+    assert sum(by_operator.values()) / 1e9 == pytest.approx(counted['macs_g'], abs=0.05)

@@ -208,3 +208,63 @@ def test_plot_writes_a_png(work_dirs, tmp_path, monkeypatch, capsys):
     assert png.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     with Image.open(png) as image:
         assert image.format == 'PNG' and image.width > 0 and image.height > 0
+
+
+DINO_TINY = config('dino/mambaout_tiny_4scale_12e.py')
+RETINANET_SMALL = config('retinanet/mambaout_small_1x.py')
+BOX_METRICS = {k: v for k, v in DET_METRICS.items() if k.startswith('coco/bbox')}
+
+
+def test_a_head_familys_run_is_beside_its_peers_published_results(tmp_path):
+    """Found by the family its config derives from (mmdet's R50 DINO, Swin-T RetinaNet) and the
+    metrics its evaluator reports (box AP only), not by a list of families."""
+    from mambaout_mm.evaluation.published_costs import published_results
+    tables = report_tables([load_run(write_run(tmp_path / 'dino_t', DINO_TINY, BOX_METRICS)),
+                            load_run(write_run(tmp_path / 'retina_s', RETINANET_SMALL,
+                                               BOX_METRICS))], macs=False)
+    dino, retina = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py', \
+        'mmdet::swin/retinanet_swin-t-p4-w7_fpn_1x_coco.py'
+    assert list(tables) == [dino, retina]  # no paper table: neither is Table 2's recipe
+    assert report.table_columns(dino, tables[dino]) == [
+        'Source', 'Run', 'Backbone', 'APb', 'APb50', 'APb75', 'Params (M)', 'MACs (G)',
+        'Published in']
+    row = ours(tables[dino], 'dino_t')
+    assert (row['Backbone'], row['APb']) == ('MambaOut-Tiny', 45.2)
+    peers = {r['Backbone']: r for r in tables[dino] if r['Source'] == 'published'}
+    assert list(peers) == [p['model'] for p in published_results(dino)['rows']]
+    assert (peers['TransNeXt-Tiny, 4-scale']['APb'], peers['TransNeXt-Tiny, 4-scale']['APb50']) \
+        == (55.1, None)
+    assert ours(tables[retina], 'retina_s')['Backbone'] == 'MambaOut-Small'
+    text = format_markdown(tables)
+    assert text.index('DINO, 12 epochs') < text.index('dino_t') < text.index('RetinaNet 1x') \
+        < text.index('PoolFormer-S12')
+    assert '| published | - | PoolFormer-S36 | 39.5 | - | - |' in text
+    blocks = format_csv(tables).strip().split('\n\n')
+    assert [b.splitlines()[1].split(',')[0] for b in blocks] == [dino, retina]
+
+
+def test_the_family_is_found_from_mmengines_copy_of_the_config(tmp_path, monkeypatch):
+    """The recorded config is gone (another checkout): the flattened copy in the work dir and the
+    packaged config of the same name still place the run."""
+    work_dir = write_run(tmp_path / 'run', 'configs/dino/mambaout_tiny_4scale_12e.py',
+                         BOX_METRICS)
+    Config.fromfile(DINO_TINY).dump(str(work_dir / 'mambaout_tiny_4scale_12e.py'))
+    monkeypatch.chdir(tmp_path)
+    run = load_run(work_dir)
+    assert run.config_path == str(work_dir / 'mambaout_tiny_4scale_12e.py')
+    assert run.table == 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
+
+
+def test_metrics_the_paper_has_not_get_a_table_of_their_own(tmp_path):
+    """A panoptic evaluator (PQ) with no published peers: its own table, not Table 2's."""
+    panoptic = tmp_path / 'panoptic_femto.py'
+    panoptic.write_text(f"_base_ = {DET_FEMTO!r}\n"
+                        "test_evaluator = dict(_delete_=True, type='CocoPanopticMetric')\n")
+    run = load_run(write_run(tmp_path / 'pq', panoptic,
+                             {'coco_panoptic/PQ': 41.5, 'coco_panoptic/SQ': 80.1,
+                              'coco_panoptic/RQ': 50.2}))
+    assert [c.name for c in run.columns] == ['PQ', 'SQ', 'RQ']
+    tables = report_tables([run], macs=False)
+    [(table, rows)] = tables.items()
+    assert table == 'panoptic_femto.py' and rows[0]['PQ'] == 41.5
+    assert 'no published results' in format_markdown(tables)

@@ -1,4 +1,8 @@
-"""Tabulate test results of work dirs next to the paper's Tables 2 and 3, optionally plotted.
+"""Tabulate test results of work dirs beside the paper's tables or the peers' results, plotted.
+
+Runs of the paper's recipes go beside Tables 2 and 3; runs of a head family with published peer
+results (DINO, RetinaNet, ...: mambaout_mm/data/published_costs.json) beside those, with the
+metrics the config's evaluators report.
 
     python tools/report.py WORK_DIR [WORK_DIR ...] [--format markdown|csv] [--plot FILE.png]
                            [--no-macs]

@@ -1,20 +1,17 @@
 """Head families beyond the paper's tables (DINO, RetinaNet, Mask2Former, ...): the toolbox config
-a config derives from and what it lists as different, the results published for its peers, and the
-metrics its evaluators report.
+a config derives from and what it lists as different, and the metrics its evaluators report.
 
 A config's *family* is the toolbox config (``mmdet::...`` or ``mmseg::...``) at the root of its
 ``_base_`` chain: our DINO configs derive from ``mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py``.
 Nothing here lists the families: a config's ``_base_`` names its family, the config itself lists
 what differs from it (``differences_from_base``: dotted path -> reason), the package's
 ``data/published_costs.json`` holds the peers' published results under the family's name
-(``published_results``), and the evaluators in the config say which metrics a run reports.
+(``published_results``: :func:`.published_costs.published_results`), and the evaluators in the
+config say which metrics a run reports.
 """
 from __future__ import annotations
 
 import ast
-import json
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
@@ -108,26 +105,6 @@ def check_differences(config: str | Path) -> Differences:
     ours = Config.fromfile(resolve_config_path(str(config)))
     theirs = Config.fromfile(resolve_config_path(base), import_custom_modules=False)
     return compare_with_base(ours.to_dict(), theirs.to_dict())
-
-
-@lru_cache(maxsize=None)
-def _published() -> dict[str, Any]:
-    data = json.loads(resources.files('mambaout_mm').joinpath('data/published_costs.json')
-                      .read_text())
-    return {k: v for k, v in data.get('published_results', {}).items() if '::' in k}
-
-
-def published_results(family: str | None) -> dict[str, Any] | None:
-    """``dict(title, rows)`` published for a family (its toolbox config), or None. Each row has
-    ``model`` and ``source``, the metrics it reports under their metric-file names without the
-    evaluator's prefix (``bbox_mAP``, ``segm_mAP``, ``PQ``, ``mIoU``), and, where published,
-    ``params_m`` and ``macs_g``."""
-    return _published().get(family) if family else None
-
-
-def families_with_results() -> list[str]:
-    """The families ``published_costs.json`` has peer results for."""
-    return sorted(_published())
 
 
 class Metric(NamedTuple):

@@ -62,3 +62,12 @@ def published_cost(config: str) -> dict[str, Any] | None:
 def published_configs() -> list[str]:
     """Every config the data file has figures for, as it names them (see ``config_id``)."""
     return sorted(_configs())
+
+
+def published_results(family: str | None) -> dict[str, Any] | None:
+    """``dict(title, rows)`` published for the peers of a head family (the toolbox config our
+    configs of that head derive from, see :mod:`.heads`), or None. Each row has ``model`` and
+    ``source``, its metrics under their metric-file names without the evaluator's prefix
+    (``bbox_mAP``, ``segm_mAP``, ``PQ``, ``mIoU``), and where published ``params_m``, ``macs_g``
+    and the ``config`` that builds it."""
+    return _data().get('published_results', {}).get(family) if family else None

@@ -1,9 +1,15 @@
-"""Our test results next to the paper's Tables 2 and 3 (tools/report.py).
+"""Our test results next to the paper's Tables 2 and 3, or next to the published results of a
+head family's peers (tools/report.py).
 
 A run is a work dir holding ``test_metrics.json`` (and ``test_metrics_tta.json``) as
 ``tools/test.py`` writes them. :func:`load_run` reads one, :func:`report_tables` turns runs into
-rows (ours, then the paper's), :func:`format_markdown`/:func:`format_csv` print them and
-:func:`plot_report` draws AP box or mIoU against MACs like the paper's Figure 1(b).
+rows (ours, then the paper's or the peers'), :func:`format_markdown`/:func:`format_csv` print them
+and :func:`plot_report` draws AP box or mIoU against MACs like the paper's Figure 1(b).
+
+Where a run goes: a config whose family (:func:`.heads.toolbox_base`: DINO, RetinaNet, ...) has
+published peer results (``published_costs.json``) gets that family's table, with the metrics its
+evaluators report (:func:`.heads.config_metrics`: box AP, mask AP, PQ, mIoU); so does a config
+whose metrics the paper's tables do not have (PQ); every other run the paper's table of its task.
 """
 from __future__ import annotations
 
@@ -13,13 +19,15 @@ import json
 import os.path as osp
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from mmengine.config import Config
 
 from .complexity import model_complexity
+from .heads import Metric, coco_metrics, config_metrics, toolbox_base
 from ..utils.errors import UserError
 from .paper import paper_recipe, paper_table
+from .published_costs import config_id, published_results
 from ..utils.errors import RunSetupError
 from ..utils.config import load_config
 from ..utils.config import task as config_task
@@ -27,27 +35,20 @@ from ..utils.config import task as config_task
 METRICS_FILE, TTA_FILE = 'test_metrics.json', 'test_metrics_tta.json'
 
 
-class Column(NamedTuple):
-    name: str       # column title
-    key: str        # key in the metrics file
-    tta: bool       # read from test_metrics_tta.json
-    paper_key: str  # key in the paper's row
-    scale: float    # to percent
+Column = Metric  # title, key in the metrics file, from the --tta file, key in a row, to percent
 
-
+#: The columns of the paper's tables (Table 2's and Table 3's metrics).
 COLUMNS = {
-    'detection': tuple(Column(name, f'coco/{kind}_mAP{sfx}', False, f'{kind}_mAP{sfx}', 100.)
-                 for kind, short in (('bbox', 'APb'), ('segm', 'APm'))
-                 for sfx, name in (('', short), ('_50', f'{short}50'), ('_75', f'{short}75'))),
+    'detection': coco_metrics(['bbox', 'segm']),
     'segmentation': (Column('mIoU SS', 'mIoU', False, 'mIoU_ss', 1.),
-            Column('mIoU MS', 'mIoU', True, 'mIoU_ms', 1.)),
+                     Column('mIoU MS', 'mIoU', True, 'mIoU_ms', 1.)),
 }
 TITLES = {
     'detection': 'Detection and instance segmentation, AP (%): paper rows from Table 2 '
            '(Mask R-CNN 1x, COCO val2017)',
     'segmentation': 'Semantic segmentation, mIoU (%): paper rows from Table 3 (UperNet 160k, ADE20K val)',
 }
-PARAMS, MACS, PAPER = 'Params (M)', 'MACs (G)', 'Paper row'
+PARAMS, MACS, PAPER, PUBLISHED = 'Params (M)', 'MACs (G)', 'Paper row', 'Published in'
 #: decimals each column is printed with (metrics and their differences: 1)
 DECIMALS = {PARAMS: 1, MACS: 0}
 
@@ -67,6 +68,8 @@ class Run:
     backbone: str      # display name, e.g. 'MambaOut-Tiny'
     metrics: dict[str, float | None] = field(default_factory=dict)
     recipe: dict[str, Any] = field(default_factory=dict)  # see run_recipe
+    table: str = ''    # the task of a paper table, or the family of a table of peers
+    columns: tuple[Column, ...] = ()  # the metrics, in the table's order
 
 
 def backbone_name(arch: Any, backbone_type: str = 'MambaOutBackbone') -> str:
@@ -128,6 +131,20 @@ def resolve_config(recorded: str, work_dir: str | Path) -> str:
                       f'at {dumped}.')
 
 
+def run_family(recorded: str, config_path: str) -> str | None:
+    """The family (toolbox config at the root of the ``_base_`` chain) of a run's config: from
+    the config file, or, when only mmengine's flattened copy is left, from the packaged config of
+    the same name (``mambaout_mm::FAMILY/NAME.py``)."""
+    for candidate in (config_path, recorded, f'mambaout_mm::{config_id(recorded)}'):
+        try:
+            family = toolbox_base(candidate)
+        except (RunSetupError, OSError, SyntaxError):
+            continue
+        if family:
+            return family
+    return None
+
+
 def load_run(work_dir: str | Path) -> Run:
     """Read a work dir's metrics files and the config they name."""
     plain_path = Path(work_dir) / METRICS_FILE
@@ -147,15 +164,22 @@ def load_run(work_dir: str | Path) -> Run:
     backbone = cfg.model.get('backbone', {})
     arch = backbone.get('arch')
 
+    family = run_family(plain['config'], config_path)
+    reported = config_metrics(cfg)
+    if published_results(family) or not {c.name for c in reported} & \
+            {c.name for c in COLUMNS[task]}:
+        table, columns = family or config_id(config_path), reported
+    else:
+        table, columns = task, COLUMNS[task]
     metrics = {}
-    for col in COLUMNS[task]:
+    for col in columns:
         source = tta if col.tta else plain
         value = source['metrics'].get(col.key) if source else None
         metrics[col.name] = None if value is None else round(value * col.scale, 1)
     return Run(work_dir=str(work_dir), config=plain['config'], config_path=config_path, task=task,
                arch=arch if isinstance(arch, str) else None,
                backbone=backbone_name(arch, backbone.get('type', '?')), metrics=metrics,
-               recipe=run_recipe(cfg, task))
+               recipe=run_recipe(cfg, task), table=table, columns=columns)
 
 
 def _diff(ours: float | None, paper: float | None, decimals: int = 1) -> float | None:
@@ -165,48 +189,83 @@ def _diff(ours: float | None, paper: float | None, decimals: int = 1) -> float |
 
 
 def report_tables(runs: list[Run], macs: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """Rows by task ('detection' first): our runs, with Params/MACs (``macs``, counted once per config)
-    and the differences to the paper's row of the same variant, then every row of the paper's
-    table. Cells are numbers or strings; ``None`` is "not available"."""
+    """Rows by table: the paper's tasks first ('detection', 'segmentation'), then each family
+    with peer results (or with metrics the paper's tables lack) in the order of the runs. A
+    paper table has our runs, with Params/MACs (``macs``, counted once per config) and the
+    differences to the paper's row of the same variant, then every row of the paper's table; a
+    family's table our runs, then the peers' published rows with their source. Cells are numbers
+    or strings; ``None`` is "not available"."""
     complexity: dict[str, dict] = {}
+
+    def ours_row(run: Run, columns: tuple[Column, ...]) -> dict[str, Any]:
+        row = {'Source': 'ours', 'Run': run.work_dir, 'Backbone': run.backbone,
+               **{col.name: run.metrics.get(col.name) for col in columns},
+               PARAMS: None, MACS: None}
+        if macs:
+            if run.config_path not in complexity:
+                complexity[run.config_path] = model_complexity(run.config_path)
+            row[PARAMS] = complexity[run.config_path]['params_m']
+            row[MACS] = complexity[run.config_path]['macs_g']
+        return row
+
     tables = {}
-    for task in COLUMNS:
-        ours = [run for run in runs if run.task == task]
+    families = list(dict.fromkeys(run.table for run in runs if run.table not in COLUMNS))
+    for table in [*COLUMNS, *families]:
+        ours = [run for run in runs if run.table == table]
         if not ours:
             continue
+        if table not in COLUMNS:
+            columns = tuple({col.name: col for run in ours for col in run.columns}.values())
+            rows = [{**ours_row(run, columns), PUBLISHED: None} for run in ours]
+            for peer in (published_results(table) or {}).get('rows', []):
+                rows.append({'Source': 'published', 'Run': None, 'Backbone': peer['model'],
+                             **{col.name: peer.get(col.row_key) for col in columns},
+                             PARAMS: peer.get('params_m'), MACS: peer.get('macs_g'),
+                             PUBLISHED: peer['source']})
+            tables[table] = rows
+            continue
+        task = table
         paper = paper_table(task)
         rows = []
         for run in ours:
-            row = {'Source': 'ours', 'Run': run.work_dir, 'Backbone': run.backbone, **run.metrics,
-                   PARAMS: None, MACS: None}
-            if macs:
-                if run.config_path not in complexity:
-                    complexity[run.config_path] = model_complexity(run.config_path)
-                row[PARAMS] = complexity[run.config_path]['params_m']
-                row[MACS] = complexity[run.config_path]['macs_g']
+            row = ours_row(run, COLUMNS[task])
             reference = paper.get(run.backbone, {}) if run.arch else {}
             row[PAPER] = run.backbone if reference else None
             if reference and (differences := recipe_differences(run)):
                 reference = {}  # another recipe: compared with nothing
                 row[PAPER] = 'no paper row: ' + ', '.join(differences)
             for col in COLUMNS[task]:
-                row[f'Δ {col.name}'] = _diff(run.metrics[col.name], reference.get(col.paper_key))
+                row[f'Δ {col.name}'] = _diff(run.metrics[col.name], reference.get(col.row_key))
             for name, key in ((PARAMS, 'params_m'), (MACS, 'macs_g')):
                 row[f'Δ {name}'] = _diff(row[name], reference.get(key), DECIMALS[name])
             rows.append(row)
         for name, reference in paper.items():
             rows.append({'Source': 'paper', 'Run': None, 'Backbone': name,
-                         **{col.name: reference.get(col.paper_key) for col in COLUMNS[task]},
+                         **{col.name: reference.get(col.row_key) for col in COLUMNS[task]},
                          PARAMS: reference.get('params_m'), MACS: reference.get('macs_g')})
         tables[task] = rows
     return tables
 
 
-def table_columns(task: str) -> list[str]:
-    """The columns of a task's table, in order."""
-    names = [col.name for col in COLUMNS[task]]
-    return (['Source', 'Run', 'Backbone', *names, PARAMS, MACS, PAPER]
-            + [f'Δ {n}' for n in (*names, PARAMS, MACS)])
+def table_columns(table: str, rows: list[dict[str, Any]] | None = None) -> list[str]:
+    """The columns of a table, in order: a task's paper table, or (given its ``rows``) a
+    family's table, whose metrics are those of its runs."""
+    if table in COLUMNS:
+        names = [col.name for col in COLUMNS[table]]
+        return (['Source', 'Run', 'Backbone', *names, PARAMS, MACS, PAPER]
+                + [f'Δ {n}' for n in (*names, PARAMS, MACS)])
+    names = [c for c in (rows or [{}])[0] if c not in ('Source', 'Run', 'Backbone', PARAMS, MACS,
+                                                        PUBLISHED)]
+    return ['Source', 'Run', 'Backbone', *names, PARAMS, MACS, PUBLISHED]
+
+
+def table_title(table: str) -> str:
+    """A paper table's title, a family's published title, or what a family's table holds."""
+    if table in TITLES:
+        return TITLES[table]
+    results = published_results(table)
+    return (f'{results["title"]}: published rows of the peers of {table}' if results
+            else f'Runs of {table} (no published results to compare with)')
 
 
 def format_cell(column: str, value: Any) -> str:
@@ -224,37 +283,40 @@ def format_cell(column: str, value: Any) -> str:
 def format_markdown(tables: dict[str, list[dict[str, Any]]]) -> str:
     """One markdown table per task, titled, with a note on what the columns mean."""
     blocks = []
-    for task, rows in tables.items():
-        columns = table_columns(task)
-        lines = [f'### {TITLES[task]}', '',
+    for table, rows in tables.items():
+        columns = table_columns(table, rows)
+        lines = [f'### {table_title(table)}', '',
                  '| ' + ' | '.join(columns) + ' |',
-                 '|' + '|'.join('---' if c in ('Source', 'Run', 'Backbone', PAPER) else '---:'
-                                for c in columns) + '|']
+                 '|' + '|'.join('---' if c in ('Source', 'Run', 'Backbone', PAPER, PUBLISHED)
+                                else '---:' for c in columns) + '|']
         lines += ['| ' + ' | '.join(format_cell(c, row.get(c)) for c in columns) + ' |'
                   for row in rows]
-        lines += ['', 'Δ: ours minus the paper row of the same variant. Params and MACs of '
-                      'ours are counted at the paper\'s input size (tools/get_flops.py); '
-                      '"paper" rows are the paper\'s own numbers.']
+        lines += ['', ('Δ: ours minus the paper row of the same variant. ' if table in COLUMNS
+                       else '') + 'Params and MACs of ours are counted at the papers\' input '
+                  'size (tools/get_flops.py); "paper" and "published" rows are their authors\' '
+                  'own numbers.']
         blocks.append('\n'.join(lines))
     return '\n\n'.join(blocks) + '\n'
 
 
 def format_csv(tables: dict[str, list[dict[str, Any]]]) -> str:
-    """One CSV block per task (a 'Task' column first), separated by an empty line."""
+    """One CSV block per table (a 'Task' column first: the task, or the family), separated by an
+    empty line."""
     blocks = []
-    for task, rows in tables.items():
+    for table, rows in tables.items():
         out = io.StringIO()
         writer = csv.writer(out, lineterminator='\n')
-        columns = table_columns(task)
+        columns = table_columns(table, rows)
         writer.writerow(['Task', *columns])
-        writer.writerows([task, *(format_cell(c, row.get(c)) for c in columns)] for row in rows)
+        writer.writerows([table, *(format_cell(c, row.get(c)) for c in columns)] for row in rows)
         blocks.append(out.getvalue())
     return '\n'.join(blocks)
 
 
 def plot_report(tables: dict[str, list[dict[str, Any]]], path: str | Path) -> None:
-    """AP box (detection) / mIoU SS (segmentation) against MACs, one subplot per task: the paper's rows as
-    labelled lines per model family, ours as labelled stars (in the style of Figure 1(b))."""
+    """The table's first metric (AP box, mIoU SS, PQ) against MACs, one subplot per table: the
+    paper's rows (and published rows with MACs) as labelled lines per model family, ours as
+    labelled stars (in the style of Figure 1(b))."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -265,10 +327,10 @@ def plot_report(tables: dict[str, list[dict[str, Any]]], path: str | Path) -> No
     fig = Figure(figsize=(7 * len(tables), 6), layout='constrained')
     FigureCanvasAgg(fig)
     for ax, (task, rows) in zip(fig.subplots(1, len(tables), squeeze=False)[0], tables.items()):
-        metric = COLUMNS[task][0].name
+        metric = table_columns(task, rows)[3]
         families: dict[str, list[dict]] = {}
         for row in rows:
-            if row['Source'] == 'paper' and row[metric] is not None:
+            if row['Source'] != 'ours' and row[metric] is not None and row[MACS] is not None:
                 families.setdefault(row['Backbone'].rsplit('-', 1)[0], []).append(row)
         peer_colors = iter(['tab:blue', 'tab:green', 'tab:purple', 'tab:orange', 'tab:brown',
                             'tab:cyan', 'tab:olive', 'tab:pink', 'tab:gray'] * 3)
@@ -279,7 +341,7 @@ def plot_report(tables: dict[str, list[dict[str, Any]]], path: str | Path) -> No
                     marker='o', markersize=7 if mambaout else 5, linewidth=2 if mambaout else 1,
                     color='tab:red' if mambaout else next(peer_colors),
                     alpha=1 if mambaout else 0.7,
-                    label=f'{family} (paper)', zorder=3 if mambaout else 2)
+                    label=f'{family} ({members[0]["Source"]})', zorder=3 if mambaout else 2)
             for r in members:
                 ax.annotate(r['Backbone'], (r[MACS], r[metric]), textcoords='offset points',
                             xytext=(4, 4), fontsize=7, color='0.3')
@@ -291,8 +353,9 @@ def plot_report(tables: dict[str, list[dict[str, Any]]], path: str | Path) -> No
                         textcoords='offset points', xytext=(6, -12), fontsize=8,
                         fontweight='bold')
         ax.set_xlabel(MACS)
-        ax.set_ylabel(f'{"AP box" if task == "detection" else "mIoU (single-scale)"} (%)')
-        ax.set_title('Mask R-CNN 1x (COCO)' if task == 'detection' else 'UperNet 160k (ADE20K)')
+        ax.set_ylabel(f'{metric} (%)')
+        ax.set_title({'detection': 'Mask R-CNN 1x (COCO)', 'segmentation': 'UperNet 160k (ADE20K)'}
+                     .get(task, table_title(task).split(':')[0]))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.12), ncol=4,
                   frameon=False)
