@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from mambaout_mm.deploy.onnx_export import dynamo_exporter
-from mambaout_runtime import boxes as B
+from mambaout_deploy import boxes as B
 
 from .tools_helpers import REPO, config, run_tool, tool
 
@@ -98,7 +99,7 @@ class Block:
                                   'mambaout_mm'):
             raise ImportError(f'{name} is not installed here')
 sys.meta_path.insert(0, Block())
-from mambaout_runtime.cli import main
+from mambaout_deploy.cli import main
 code = main(sys.argv[1:])
 assert not {'torch', 'mmcv', 'mmdet'} & set(sys.modules)
 sys.exit(code)
@@ -131,6 +132,29 @@ def test_the_runtime_runs_where_torch_cannot_be_imported(deployed, tmp_path):
     assert 0 <= json.loads((tmp_path / 'seg' / 'metrics.json').read_text())['metrics'][
         'mIoU'] <= 1
     assert len(list((tmp_path / 'seg').glob('ADE_val_*[0-9].png'))) == 2
+
+
+def test_openvino_int8_is_made_as_an_ir_artifact_and_run_from_it(deployed, tmp_path):
+    """``--calibrate`` quantises the backbone's graph into the manifest's OpenVINO IR artifact,
+    which int8 then runs (NNCF probes for torch, so this one runs where torch is installed)."""
+    pytest.importorskip('nncf')
+    from mambaout_mm.datasets import make_ade_shapes
+    root, procs = deployed
+    assert procs['seg'].returncode == 0
+    folder = tmp_path / 'seg'
+    shutil.copytree(root / 'seg', folder)
+    ade = make_ade_shapes(tmp_path / 'ade', num_train=3, num_val=2)['root']
+    proc = subprocess.run(
+        [sys.executable, '-m', 'mambaout_deploy', str(folder), f'{ade}/images/validation',
+         '--out', str(tmp_path / 'out'), '--backend', 'openvino', '--precision', 'int8',
+         '--calibrate', f'{ade}/images/training', '--eval', f'{ade}/annotations/validation'],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    manifest = json.loads((folder / 'manifest.json').read_text())
+    assert manifest['artifacts'] == {'openvino_ir_int8': {'segmentor': 'segmentor.int8.xml'}}
+    assert (folder / 'segmentor.int8.xml').is_file() and (folder / 'segmentor.int8.bin').is_file()
+    metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())
+    assert metrics['precision'] == 'int8' and 0 <= metrics['metrics']['mIoU'] <= 1
 
 
 def test_the_runtime_names_a_folder_that_is_not_a_deployed_model(tmp_path):

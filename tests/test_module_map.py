@@ -16,17 +16,17 @@ def mapped_files() -> set[str]:
         path_cell, description = row.split('|')[1:3]
         paths = re.findall(r'`([^`]+)`', path_cell)
         folder = paths[0] if paths[0].endswith('/') else paths[0].rpartition('/')[0] + '/'
-        named |= {p if p.startswith(('mambaout_mm/', 'mambaout_runtime/', 'tools/', 'configs/'))
+        named |= {p if p.startswith(('mambaout_mm/', 'mambaout_deploy/', 'tools/', 'configs/'))
                   else folder + p
                   for p in paths}
         if paths[0].endswith('/'):
             named |= {paths[0] + n for n in re.findall(r'`([\w.]+\.(?:py|sh))`', description)}
-    return {p for p in named if p.startswith(('mambaout_mm/', 'mambaout_runtime/', 'tools/'))
+    return {p for p in named if p.startswith(('mambaout_mm/', 'mambaout_deploy/', 'tools/'))
             and not p.endswith('/')}
 
 
 def project_files() -> set[str]:
-    modules = {p for package in ('mambaout_mm', 'mambaout_runtime')
+    modules = {p for package in ('mambaout_mm', 'mambaout_deploy')
                for p in REPO.glob(f'{package}/**/*.py') if '.mim' not in p.parts}
     return {str(p.relative_to(REPO)) for p in modules | set(REPO.glob('tools/*'))}
 

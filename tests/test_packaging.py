@@ -108,9 +108,10 @@ def test_the_wheel_declares_what_the_code_imports_and_leaves_mmcv_to_mim(wheel):
                  for p in (REPO / 'configs').glob('*/metafile.yml')}
     assert metafiles and metafiles <= set(names)
     # setup.py's editable hook leaves wheels alone: their top-level names are the packages
+    # (sorted; mmengine and mim find mambaout_mm/.mim by the package's name in a wheel)
     with zipfile.ZipFile(wheel) as archive:
         top_level = archive.read(next(n for n in names if n.endswith('.dist-info/top_level.txt')))
-    assert top_level.decode().split() == ['mambaout_mm', 'mambaout_runtime']
+    assert top_level.decode().split() == ['mambaout_deploy', 'mambaout_mm']
 
 
 def test_an_install_loads_packaged_configs_outside_the_checkout(installed, tmp_path):
@@ -189,21 +190,21 @@ def test_mim_train_finds_the_installed_wheels_config_and_tool(environment, tmp_p
     assert 'download/model/mambaout_tiny.pth' in train.stderr
 
 
-def test_the_runtime_wheel_holds_the_runtime_alone_and_needs_no_torch(wheel, tmp_path):
+def test_the_deployment_runtime_wheel_holds_it_alone_and_needs_no_torch(wheel, tmp_path):
     source = wheel.parents[1] / 'source'
     run(sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '--no-index',
-        '-q', '-w', tmp_path, source / 'runtime')
-    runtime = next(tmp_path.glob('mambaout_mm_runtime-*.whl'))
+        '-q', '-w', tmp_path, source / 'packaging' / 'mambaout-deploy')
+    runtime = next(tmp_path.glob('mambaout_deploy-*.whl'))
     with zipfile.ZipFile(runtime) as archive:
         names = archive.namelist()
         metadata = archive.read(next(n for n in names if n.endswith('.dist-info/METADATA')))
     modules = {n for n in names if n.endswith('.py')}
-    assert modules == {f'mambaout_runtime/{p.name}' for p in (REPO / 'mambaout_runtime').glob(
-        '*.py')}
+    assert modules == {p.relative_to(REPO).as_posix() for p in (REPO / 'mambaout_deploy').rglob(
+        '*.py')}  # its subpackages (the backends) too
     requires = re.findall(r'^Requires-Dist: (.+)$', metadata.decode(), flags=re.M)
     required = {re.split(r'[<>=!~ ;\[]', r)[0].lower() for r in requires if 'extra ==' not in r}
     assert {'numpy', 'onnxruntime'} <= required
     assert not required & {'torch', 'mmcv', 'mmdet', 'mmsegmentation', 'mmengine'}
     # the main wheel ships it too, for users of the whole toolbox
     with zipfile.ZipFile(wheel) as archive:
-        assert 'mambaout_runtime/detector.py' in archive.namelist()
+        assert 'mambaout_deploy/detector.py' in archive.namelist()

@@ -18,14 +18,13 @@ import numpy as np
 from mmengine.config import DictAction
 from PIL import Image, ImageDraw
 
-from mambaout_mm.utils import cli
-from mambaout_mm.utils.errors import RunSetupError
+from mambaout_deploy.image import IMAGE_SUFFIXES, images_in
+from mambaout_deploy.outputs import SCORE_THRESHOLD
 from mambaout_mm.engine.model_layout import check_model_layout
-from mambaout_mm.weights.checkpoint import load_model_checkpoint, local_checkpoint
+from mambaout_mm.utils import cli
 from mambaout_mm.utils.config import load_config, toolbox, toolbox_registry
-from mambaout_runtime.image import IMAGE_SUFFIXES, images_in
-from mambaout_runtime.outputs import SCORE_THRESHOLD
-
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.weights.checkpoint import load_model_checkpoint, local_checkpoint
 
 
 def parse_args() -> argparse.Namespace:

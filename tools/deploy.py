@@ -5,11 +5,11 @@ mmcv or mmdet: pictures, COCO-format detections or label maps, and ``--eval`` ac
         [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr T]
         [--eval ANN.json|LABEL_DIR]
 
-The same as ``python -m mambaout_runtime``; see mambaout_runtime/cli.py.
+The same as ``python -m mambaout_deploy``; see mambaout_deploy/cli.py.
 """
 import sys
 
-from mambaout_runtime.cli import main
+from mambaout_deploy.cli import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -7,8 +7,8 @@
 
 ``--part end2end``: the whole Mask R-CNN (image -> boxes, scores, labels, masks) or UperNet
 (image -> label map) as a folder that ``tools/deploy.py`` runs without torch (graphs and a
-manifest: see mambaout_mm/deploy/end2end.py), checked on images (default: four generated shapes images)
-against mmdet's or mmseg's own inference; exit 1 when they differ beyond the tolerances of
+manifest: see mambaout_mm/deploy/end2end.py), checked on images (default: four generated shapes
+images) against mmdet's or mmseg's own inference; exit 1 when they differ beyond the tolerances of
 mambaout_mm/deploy/check.py, printing what differs.
 
 ``--part model``: a segmentor end to end (image -> per-pixel logits) or a two-stage detector's
@@ -26,11 +26,11 @@ import sys
 from mmengine.config import DictAction
 from mmengine.logging import MMLogger
 
+from mambaout_deploy.outputs import SCORE_THRESHOLD
 from mambaout_mm.deploy.onnx_export import PARTS, compare, export, network
-from mambaout_mm.utils import cli
 from mambaout_mm.engine.run_checks import check_pretrained_weights
+from mambaout_mm.utils import cli
 from mambaout_mm.utils.config import build_model_with_weights, load_config
-from mambaout_runtime.outputs import SCORE_THRESHOLD
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,13 +84,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def end2end(model, cfg, args: argparse.Namespace) -> int:
     """Export the deployable folder, then compare it with the toolbox on images."""
-    from mambaout_mm.utils.config import toolbox
     from mambaout_mm.deploy.check import check_deployed
     from mambaout_mm.deploy.end2end import export_end2end
+    from mambaout_mm.utils.config import toolbox
     manifest = export_end2end(model, cfg, args.out, tuple(args.shape),
                               dict(config=args.config, checkpoint=args.checkpoint))
-    print(f"wrote {args.out}: {', '.join(manifest['graphs'].values())} and manifest.json "
-          f"({manifest['task']}, {len(manifest['classes'])} classes)")
+    print(f"wrote {args.out}: {', '.join(manifest.graphs.values())} and manifest.json "
+          f"({manifest.task}, {len(manifest.classes)} classes)")
     checks = check_deployed(model, cfg, args.out, args.check_images, threshold=args.score_thr)
     problems = [p for c in checks for p in c.problems]
     for c in checks:

@@ -1,4 +1,4 @@
-"""Benchmark results as rows (medians, spread, throughput, ratios) and a markdown table."""
+"""Benchmark results as rows (medians, spread, throughput, ratios) and markdown tables."""
 from __future__ import annotations
 
 from .timing import Timing
@@ -21,13 +21,20 @@ def to_rows(results: list[Timing], batch: int) -> list[dict]:
     return rows
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table of formatted cells: the one writer of the benchmarks' tables."""
+    return '\n'.join(['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header),
+                      *('| ' + ' | '.join(cells) + ' |' for cells in rows)])
+
+
 def markdown(rows: list[dict], first: str) -> str:
-    lines = [f'| subject | mode | dtype | median (s) | ± | img/s | {first} speed-up | '
-             'vs fp32 | peak mem (MB) |', '|---|---|---|---|---|---|---|---|---|']
+    header = ['subject', 'mode', 'dtype', 'median (s)', '±', 'img/s', f'{first} speed-up',
+              'vs fp32', 'peak mem (MB)']
+    cells = []
     for r in rows:
         mem = '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.0f}"
         vs32 = '-' if r['speedup_vs_fp32'] is None else f"{r['speedup_vs_fp32']:.2f}x"
-        lines.append(f"| {r['subject']} | {r['mode']} | {r['dtype']} | {r['median_s']:.3f} | "
-                     f"{100 * r['spread']:.0f}% | {r['images_per_s']:.2f} | "
-                     f"{r['speedup_of_first']:.2f}x | {vs32} | {mem} |")
-    return '\n'.join(lines)
+        cells.append([r['subject'], r['mode'], r['dtype'], f"{r['median_s']:.3f}",
+                      f"{100 * r['spread']:.0f}%", f"{r['images_per_s']:.2f}",
+                      f"{r['speedup_of_first']:.2f}x", vs32, mem])
+    return markdown_table(header, cells)

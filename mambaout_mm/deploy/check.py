@@ -1,4 +1,4 @@
-"""The end-to-end export's check: the deployed folder, run by :mod:`mambaout_runtime`, against
+"""The end-to-end export's check: the deployed folder, run by :mod:`mambaout_deploy`, against
 mmdet's and mmseg's own inference of the same model on the same images.
 
 Detections above a score threshold must match one to one: the same label, boxes within 1 px,
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mambaout_runtime.outputs import SCORE_THRESHOLD
+from mambaout_deploy.outputs import SCORE_THRESHOLD
 
 BOX_PX, SCORE, MASK_IOU, PIXELS = 1.0, 1e-3, 0.95, 0.999
 
@@ -30,7 +30,7 @@ class ImageCheck:
 def check_images(paths: list[str] | None, workdir: str) -> list[str]:
     """The images given (files or folders; an error when there are none), or four generated
     shapes images."""
-    from mambaout_runtime.image import image_paths, images_in
+    from mambaout_deploy.image import image_paths, images_in
     if paths:
         return image_paths(paths)
     from ..datasets import LAYOUTS, make_coco_shapes
@@ -55,8 +55,9 @@ class ToolboxInference:
         self.pipeline, self.model, self.from_array = Compose(steps), model.eval(), from_array
 
     def __call__(self, image: str | np.ndarray):
-        from mambaout_runtime.detector import Detections
         from mmengine.dataset import pseudo_collate
+
+        from mambaout_deploy.detector import Detections
         inputs = dict(img=image) if self.from_array else dict(img_path=image)
         with torch.inference_mode():
             sample = self.model.test_step(pseudo_collate([self.pipeline(
@@ -112,9 +113,10 @@ def compare_label_maps(ref: np.ndarray, ours: np.ndarray, image: str) -> ImageCh
 
 
 def check_deployed(model: nn.Module, cfg, folder: str, images: list[str] | None = None,
-                   backend: str = 'onnxruntime', threshold: float = SCORE_THRESHOLD) -> list[ImageCheck]:
+                   backend: str = 'onnxruntime',
+                   threshold: float = SCORE_THRESHOLD) -> list[ImageCheck]:
     """Each image's comparison of the deployed folder with the toolbox's own inference."""
-    from mambaout_runtime import load
+    from mambaout_deploy import load
     deployed = load(folder, backend)
     with tempfile.TemporaryDirectory() as workdir:
         paths = check_images(images, workdir)

@@ -1,12 +1,13 @@
 """A trained Mask R-CNN or UperNet as a deployable folder: ONNX graphs plus ``manifest.json``
-(read by the torch-free :mod:`mambaout_runtime`), made by ``tools/export_onnx.py --part end2end``.
+(:class:`mambaout_deploy.manifest.Manifest`, read by the torch-free deployment runtime
+:mod:`mambaout_deploy`), made by ``tools/export_onnx.py --part end2end``.
 
 The segmentor is one graph: normalised image -> class logits at the input size (its pyramid
 pooling rewritten as pooling matrices computed from the input size, so one graph serves every
 size). The detector is three graphs around two data-dependent steps: ``dense`` (normalised,
 padded image -> FPN maps, RPN objectness and deltas), ``box_head`` (FPN maps, proposals -> class
 scores and box deltas) and ``mask_head`` (FPN maps, detections -> mask logits). Proposal
-selection, NMS and mask pasting run in the runtime (numpy, :mod:`mambaout_runtime.boxes`): their
+selection, NMS and mask pasting run in the runtime (numpy, :mod:`mambaout_deploy.boxes`): their
 output sizes depend on the data, which torch.export can only bound, and mmdet computes them with
 mmcv's ops, which have no ONNX form in the dynamo exporter. RoIAlign is in the graphs (ONNX
 ``RoiAlign``, half-pixel, as mmcv's ``aligned=True``).
@@ -20,10 +21,18 @@ import os
 import torch
 from torch import nn
 
-from mambaout_runtime.manifest import read_manifest, write_manifest
+from mambaout_deploy.manifest import (
+    Detection,
+    Manifest,
+    Preprocess,
+    Rcnn,
+    Rpn,
+    Segmentation,
+    read_manifest,
+    write_manifest,
+)
 
-from .onnx_export import (DetectorDense, ExportError, SegmentorLogits, channel_flip,
-                          export_graph)
+from .onnx_export import DetectorDense, ExportError, SegmentorLogits, channel_flip, export_graph
 
 
 class AdaptiveAvgPool2dMatrix(nn.Module):
@@ -115,16 +124,17 @@ def check_supported(model: nn.Module) -> str:
     return 'detection'
 
 
-def preprocess_settings(cfg, model: nn.Module) -> dict:
+def preprocess_settings(cfg, model: nn.Module) -> Preprocess:
     """The test pipeline's resize and the data preprocessor's normalisation and padding."""
     resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize']
     if len(resize) != 1 or 'scale' not in resize[0]:
         raise ExportError('End-to-end export needs one Resize(scale=...) in the test pipeline.')
     pre = model.data_preprocessor
-    return dict(scale=list(resize[0]['scale']), keep_ratio=bool(resize[0].get('keep_ratio')),
-                mean=pre.mean.flatten().tolist(), std=pre.std.flatten().tolist(),
-                to_rgb=channel_flip(pre),
-                pad_size_divisor=int(getattr(pre, 'pad_size_divisor', 1) or 1))
+    return Preprocess(scale=[int(s) for s in resize[0]['scale']],
+                      keep_ratio=bool(resize[0].get('keep_ratio')),
+                      mean=pre.mean.flatten().tolist(), std=pre.std.flatten().tolist(),
+                      to_rgb=channel_flip(pre),
+                      pad_size_divisor=int(getattr(pre, 'pad_size_divisor', 1) or 1))
 
 
 def classes(cfg) -> list[str]:
@@ -145,31 +155,31 @@ def coder(c) -> dict:
 
 
 def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
-                   source: dict) -> dict:
+                   source: dict) -> Manifest:
     """Write the graphs and the manifest of ``model`` into ``folder``; the manifest."""
     task = check_supported(model)
     os.makedirs(folder, exist_ok=True)
     model = model.eval().float()
     h, w = shape
     image = torch.randn(1, 3, h, w)
-    manifest = dict(task=task, classes=classes(cfg), preprocess=preprocess_settings(cfg, model),
-                    source=dict(source, torch=torch.__version__,
-                                exported=datetime.date.today().isoformat()))
+    common = dict(task=task, classes=classes(cfg), preprocess=preprocess_settings(cfg, model),
+                  source=dict(source, torch=torch.__version__,
+                              exported=datetime.date.today().isoformat()))
     if task == 'segmentation':
         graph = SegmentorLogits(with_size_free_pooling(model), normalize=False)
         export_graph(graph, dict(image=image),
                      os.path.join(folder, 'segmentor.onnx'), dict(image=(2, 3)))
-        manifest.update(graphs=dict(segmentor='segmentor.onnx'),
-                        reduce_zero_label=bool(cfg.test_dataloader.dataset.get(
-                            'reduce_zero_label', False)))
+        manifest = Manifest(**common, graphs=dict(segmentor='segmentor.onnx'),
+                            segmentation=Segmentation(reduce_zero_label=bool(
+                                cfg.test_dataloader.dataset.get('reduce_zero_label', False))))
     else:
-        export_detector(model, cfg, folder, image, manifest)
+        manifest = Manifest(**common, **export_detector(model, folder, image))
     write_manifest(folder, manifest)
     return read_manifest(folder)
 
 
-def export_detector(model: nn.Module, cfg, folder: str, image: torch.Tensor,
-                    manifest: dict) -> None:
+def export_detector(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
+    """The detector's graphs written; the manifest's ``graphs`` and ``detection``."""
     roi_head, rpn_head = model.roi_head, model.rpn_head
     dense = DetectorDense(model, normalize=False)
     export_graph(dense, dict(image=image), os.path.join(folder, 'dense.onnx'),
@@ -191,19 +201,20 @@ def export_detector(model: nn.Module, cfg, folder: str, image: torch.Tensor,
         export_graph(graph, dict(feats, **boxes), os.path.join(folder, f'{name}.onnx'), free)
     gen = rpn_head.prior_generator
     test_cfg = model.test_cfg
-    manifest.update(
+    return dict(
         graphs=dict(dense='dense.onnx', box_head='box_head.onnx', mask_head='mask_head.onnx'),
-        features=len(features), roi_levels=roi_levels,
-        finest_scale=dict(box_head=float(roi_head.bbox_roi_extractor.finest_scale),
-                          mask_head=float(roi_head.mask_roi_extractor.finest_scale)),
-        rpn=dict(strides=[float(s[0]) for s in gen.strides],
-                 base_anchors=[a.tolist() for a in gen.base_anchors],
-                 nms_pre=int(test_cfg.rpn.nms_pre), max_per_img=int(test_cfg.rpn.max_per_img),
-                 iou_threshold=float(test_cfg.rpn.nms.iou_threshold),
-                 min_bbox_size=float(test_cfg.rpn.get('min_bbox_size', -1)),
-                 **coder(rpn_head.bbox_coder)),
-        rcnn=dict(score_thr=float(test_cfg.rcnn.score_thr),
-                  iou_threshold=float(test_cfg.rcnn.nms.iou_threshold),
-                  max_per_img=int(test_cfg.rcnn.max_per_img),
-                  mask_thr_binary=float(test_cfg.rcnn.mask_thr_binary),
-                  **coder(roi_head.bbox_head.bbox_coder)))
+        detection=Detection(
+            features=len(features), roi_levels=roi_levels,
+            finest_scale=dict(box_head=float(roi_head.bbox_roi_extractor.finest_scale),
+                              mask_head=float(roi_head.mask_roi_extractor.finest_scale)),
+            rpn=Rpn(strides=[float(s[0]) for s in gen.strides],
+                    base_anchors=[a.tolist() for a in gen.base_anchors],
+                    nms_pre=int(test_cfg.rpn.nms_pre), max_per_img=int(test_cfg.rpn.max_per_img),
+                    iou_threshold=float(test_cfg.rpn.nms.iou_threshold),
+                    min_bbox_size=float(test_cfg.rpn.get('min_bbox_size', -1)),
+                    **coder(rpn_head.bbox_coder)),
+            rcnn=Rcnn(score_thr=float(test_cfg.rcnn.score_thr),
+                      iou_threshold=float(test_cfg.rcnn.nms.iou_threshold),
+                      max_per_img=int(test_cfg.rcnn.max_per_img),
+                      mask_thr_binary=float(test_cfg.rcnn.mask_thr_binary),
+                      **coder(roi_head.bbox_head.bbox_coder))))

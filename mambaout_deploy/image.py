@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .manifest import Preprocess
+
 
 class ImageReadError(OSError):
     """An image file that OpenCV cannot read; the message names it."""
@@ -60,20 +62,20 @@ class Prepared:
     scale_factor: tuple[float, float]  # (w, h) resized / original
 
 
-def prepare(image: np.ndarray, pre: dict) -> Prepared:
-    """Resize (``pre['scale']``, keep ratio or not), flip BGR to RGB, normalise, pad."""
+def prepare(image: np.ndarray, pre: Preprocess) -> Prepared:
+    """Resize (``pre.scale``, keep ratio or not), flip BGR to RGB, normalise, pad."""
     h, w = image.shape[:2]
-    if pre['keep_ratio']:
-        size = rescale_size(w, h, tuple(pre['scale']))
+    if pre.keep_ratio:
+        size = rescale_size(w, h, tuple(pre.scale))
     else:
-        size = tuple(pre['scale'])
+        size = tuple(pre.scale)
     resized = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) if size != (w, h) else image
     x = resized.astype(np.float32)
-    if pre['to_rgb']:
+    if pre.to_rgb:
         x = x[..., ::-1]
-    x = (x - np.float32(pre['mean'])) / np.float32(pre['std'])
+    x = (x - np.float32(pre.mean)) / np.float32(pre.std)
     rh, rw = resized.shape[:2]
-    divisor = pre.get('pad_size_divisor') or 1
+    divisor = pre.pad_size_divisor or 1
     ph, pw = -(-rh // divisor) * divisor, -(-rw // divisor) * divisor
     tensor = np.zeros((1, 3, ph, pw), np.float32)
     tensor[0, :, :rh, :rw] = x.transpose(2, 0, 1)

@@ -1,11 +1,12 @@
-"""``tools/deploy.py`` / ``python -m mambaout_runtime``: run a deployed model on images.
+"""``tools/deploy.py`` / ``python -m mambaout_deploy``: run a deployed model on images.
 
     python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
         [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr T]
         [--eval ANN.json|LABEL_DIR]
 
-``--calibrate DIR`` first quantises the folder for ``--precision int8`` (NNCF, on the images
-in DIR: training images; :mod:`.quantize`). Writes a picture per image, and
+The backends and precisions are those registered in :mod:`.backends`. ``--calibrate DIR`` first
+makes the artifact ``--backend`` runs ``--precision`` from (OpenVINO int8: quantised by NNCF on
+the images in DIR, training images). Writes a picture per image, and
 ``detections.json`` (COCO results, with ``images.json`` naming the image and category ids) or a
 label-map PNG per image; ``--eval`` prints and writes
 ``metrics.json``: COCO box/mask AP, or mIoU against label maps named like the images.
@@ -21,7 +22,7 @@ import time
 import cv2
 
 from . import load
-from .engines import BACKENDS, PRECISIONS, BackendError
+from .backends import BackendError, backends, get_backend, precisions
 from .evaluate import AnnotationError, CocoAnnotations, LabelMapScore
 from .image import ImageReadError, image_paths, read_image
 from .manifest import ManifestError
@@ -35,12 +36,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('model', help='the folder tools/export_onnx.py --part end2end wrote')
     parser.add_argument('images', nargs='+', help='image files or folders of them')
     parser.add_argument('--out', required=True, help='folder for pictures and results')
-    parser.add_argument('--backend', choices=BACKENDS, default='onnxruntime')
-    parser.add_argument('--precision', choices=PRECISIONS, default='fp32',
+    parser.add_argument('--backend', choices=list(backends()), default='onnxruntime')
+    parser.add_argument('--precision', choices=precisions(), default='fp32',
                         help='bf16: OpenVINO on CPUs with AVX512-BF16 or AMX')
     parser.add_argument('--calibrate', metavar='DIR',
-                        help='int8: quantise the model first, calibrated on these images '
-                             '(needs openvino and nncf)')
+                        help='make what the backend runs the precision from first, calibrated '
+                             'on these images (openvino int8: needs nncf)')
     parser.add_argument('--threads', type=int, help='default: the backend\'s (all cores)')
     parser.add_argument('--score-thr', type=float, default=SCORE_THRESHOLD, help='drawn detections')
     parser.add_argument('--eval', metavar='ANN.json|LABEL_DIR',
@@ -52,18 +53,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> dict:
     if args.calibrate:
-        from .quantize import quantize
-        quantize(args.model, image_paths([args.calibrate]))
+        get_backend(args.backend).make(args.model, args.precision, image_paths([args.calibrate]))
     model = load(args.model, args.backend, args.threads, args.precision)
     os.makedirs(args.out, exist_ok=True)
-    detection = model.manifest['task'] == 'detection'
+    detection = model.manifest.task == 'detection'
     classes = model.classes
     if detection:
         coco = CocoAnnotations(args.eval, classes) if args.eval else None
         category_ids = coco.category_ids if coco else list(range(1, len(classes) + 1))
         results, images = [], []
     else:
-        score = (LabelMapScore(args.eval, len(classes), model.manifest['reduce_zero_label'])
+        score = (LabelMapScore(args.eval, len(classes),
+                               model.manifest.segmentation.reduce_zero_label)
                  if args.eval else None)
     seconds = 0.0
     paths = image_paths(args.images)

@@ -1,15 +1,16 @@
-"""MambaOut detectors and segmentors exported by ``tools/export_onnx.py --part end2end``, run
-with ONNX Runtime or OpenVINO, numpy and OpenCV only: no torch, mmcv, mmdet or mmseg.
+"""The deployment runtime: MambaOut detectors and segmentors exported by ``tools/export_onnx.py
+--part end2end``, run with ONNX Runtime or OpenVINO, numpy and OpenCV only: no torch, mmcv,
+mmdet or mmseg.
 
-    from mambaout_runtime import load
+    from mambaout_deploy import load
     model = load('work_dirs/deploy/mask_rcnn_tiny', backend='openvino', threads=8)
     result = model('demo.jpg')      # Detections (boxes, scores, labels, masks) or a label map
 
 A deployed model is a folder: ``manifest.json`` (the config's test-time pre- and post-processing,
-the classes, the graphs) and its ONNX graphs (:mod:`.manifest`). Pre-processing is
-:mod:`.image`, the backends :mod:`.engines`, box and mask post-processing :mod:`.boxes`, the
+the classes, the graphs: :mod:`.manifest`) and its ONNX graphs. Pre-processing is :mod:`.image`,
+the backends and their registry :mod:`.backends`, box and mask post-processing :mod:`.boxes`, the
 models :mod:`.detector` and :mod:`.segmentor`, files written :mod:`.outputs`, accuracy
-:mod:`.evaluate`. ``pip install ./runtime`` installs this package alone.
+:mod:`.evaluate`. ``pip install ./packaging/mambaout-deploy`` installs this package alone.
 """
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ __all__ = ['load']
 
 def load(folder: str, backend: str = 'onnxruntime', threads: int | None = None,
          precision: str = 'fp32'):
-    """The deployed model in ``folder`` on ``backend`` (see :mod:`.engines`)."""
+    """The deployed model in ``folder`` on ``backend`` (a name in :func:`.backends.backends`)."""
     manifest = read_manifest(folder)
-    if manifest['task'] == 'detection':
+    if manifest.task == 'detection':
         from .detector import Detector
         return Detector(folder, manifest, backend, threads, precision)
     from .segmentor import Segmentor

@@ -4,21 +4,22 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .engines import load_graphs
+from .backends import load_graphs
 from .image import prepare, read_image
+from .manifest import Manifest
 
 
 class Segmentor:
-    def __init__(self, folder: str, manifest: dict, backend: str = 'onnxruntime',
+    def __init__(self, folder: str, manifest: Manifest, backend: str = 'onnxruntime',
                  threads: int | None = None, precision: str = 'fp32') -> None:
         self.manifest = manifest
-        self.classes = manifest['classes']
+        self.classes = manifest.classes
         self.graph = load_graphs(folder, manifest, backend, threads, precision)['segmentor']
 
     def __call__(self, image: str | np.ndarray) -> np.ndarray:
         """The label map (H, W, uint8 or int32 class indices) of the image as loaded."""
         image = read_image(image) if isinstance(image, str) else image
-        x = prepare(image, self.manifest['preprocess'])
+        x = prepare(image, self.manifest.preprocess)
         logits = self.graph(image=x.tensor)[0][0]
         rh, rw = x.image_shape
         logits = logits[:, :rh, :rw].transpose(1, 2, 0)  # the padding cut, then H, W, K
