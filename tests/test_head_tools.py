@@ -5,6 +5,7 @@ evaluators report: box AP, mask AP, PQ or mIoU), draws with tools/demo.py, and t
 gloo processes without ``find_unused_parameters``."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
@@ -104,4 +105,18 @@ def test_femto_trains_in_two_processes_without_find_unused_parameters(workspace,
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-5000:]
     assert 'Distributed training: True' in log
+    assert checkpoint_meta(last_checkpoint(work_dir))['iter'] == 2
+
+
+@pytest.mark.slow  # half a minute to a minute each on 2 shared cores
+@pytest.mark.parametrize('path', FEMTO, ids=ids)
+def test_the_toolboxs_own_train_py_takes_the_config(workspace, path):
+    """``mim train`` runs mmdet's or mmseg's own tools/train.py: it reads our config as it is
+    (custom_imports registers the backbone) and trains it."""
+    cfg = Config.fromfile(path)
+    package = cfg.default_scope
+    train = Path(importlib.util.find_spec(package).origin).parent / '.mim' / 'tools' / 'train.py'
+    work_dir = workspace / 'work_dirs' / 'toolbox' / path.parent.name / path.stem
+    run_tool(str(train), str(path), '--work-dir', str(work_dir), '--cfg-options',
+             *two_iterations(cfg), cwd=workspace)
     assert checkpoint_meta(last_checkpoint(work_dir))['iter'] == 2
