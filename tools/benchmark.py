@@ -25,13 +25,19 @@ import textwrap
 
 import torch
 
-from mambaout_mm.models import cpu_kernels
-from mambaout_mm.utils import cli, cpu_support
 from mambaout_mm.benchmark.precision import default_dtypes
 from mambaout_mm.benchmark.run import run_benchmark
-from mambaout_mm.benchmark.subjects import (SUBJECTS, build_subjects, default_shape,
-                                            feature_agreement, is_config, split_config)
+from mambaout_mm.benchmark.subjects import (
+    SUBJECTS,
+    build_subjects,
+    default_shape,
+    feature_agreement,
+    is_config,
+    split_config,
+)
 from mambaout_mm.benchmark.tables import markdown, to_rows
+from mambaout_mm.models import cpu_kernels
+from mambaout_mm.utils import cli, cpu_support
 
 
 def parse_args() -> argparse.Namespace:

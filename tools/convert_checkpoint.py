@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 
+from mambaout_mm.models.mambaout import ARCH_SETTINGS
 from mambaout_mm.utils import cli
 from mambaout_mm.weights.convert import TARGETS, convert_checkpoint
-from mambaout_mm.models.mambaout import ARCH_SETTINGS
 
 
 def parse_args() -> argparse.Namespace:

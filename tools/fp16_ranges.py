@@ -16,12 +16,12 @@ import math
 
 import torch
 
-from mambaout_mm.utils import cli
 from mambaout_mm.benchmark.subjects import default_shape
 from mambaout_mm.benchmark.synthetic import ConfigModel
 from mambaout_mm.engine.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.models.mambaout import GatedCNNBlock
 from mambaout_mm.models.random_weights import randomize_
+from mambaout_mm.utils import cli
 
 LOSS_SCALE = 2 ** 16  # AmpOptimWrapper's initial loss scale
 

@@ -1,5 +1,5 @@
-"""Parameters and MACs of the models configs build (see mambaout_mm.evaluation.complexity), beside the
-figures published for them (mambaout_mm/data/published_costs.json).
+"""Parameters and MACs of the models configs build (see mambaout_mm.evaluation.complexity),
+beside the figures published for them (mambaout_mm/data/published_costs.json).
 
     python tools/get_flops.py CONFIG [CONFIG ...] [--shape H W] [--cfg-options ...] [--json FILE]
     python tools/get_flops.py --cost-table [--json FILE]     (what `make costs` runs)
@@ -16,9 +16,9 @@ import json
 from mmengine.config import DictAction
 
 from mambaout_mm.evaluation.complexity import model_complexity
+from mambaout_mm.evaluation.published_costs import cost_table, published_cost
 from mambaout_mm.utils import cli
 from mambaout_mm.utils.errors import RunSetupError
-from mambaout_mm.evaluation.published_costs import cost_table, published_cost
 
 
 def parse_args() -> argparse.Namespace:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from mambaout_mm.utils import cli
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
+from mambaout_mm.utils import cli
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -75,17 +75,18 @@ def make_plan(torch_version: str, torch_cuda: str | None, gpu_capabilities: list
     if not torch_cuda:
         raise BuildPlanError(
             f'CUDA ops asked for (FORCE_CUDA=1), but torch {torch_version} is a CPU-only build. '
-            f'Install a CUDA build of torch (TORCH_INDEX_URL, see docs/install.md) or set FORCE_CUDA=0.')
+            f'Install a CUDA build of torch (TORCH_INDEX_URL, see docs/install.md) or set '
+            f'FORCE_CUDA=0.')
     if nvcc is None:
         raise BuildPlanError(
-            f'CUDA ops need nvcc {torch_cuda.split(".")[0]}.x (torch {torch_version} was built with '
-            f'CUDA {torch_cuda}), and none was found: install the CUDA toolkit {torch_cuda} and set '
-            f'CUDA_HOME (or put its bin/ on PATH), or set FORCE_CUDA=0 for CPU ops only.')
+            f'CUDA ops need nvcc {torch_cuda.split(".")[0]}.x (torch {torch_version} was built '
+            f'with CUDA {torch_cuda}), and none was found: install the CUDA toolkit {torch_cuda} '
+            f'and set CUDA_HOME (or put its bin/ on PATH), or set FORCE_CUDA=0 for CPU ops only.')
     if nvcc.split('.')[0] != torch_cuda.split('.')[0]:
         raise BuildPlanError(
             f'nvcc is CUDA {nvcc} but torch {torch_version} was built with CUDA {torch_cuda}; the '
-            f'major versions must match. Point CUDA_HOME at a CUDA {torch_cuda} toolkit, or install '
-            f'the torch build for CUDA {nvcc} (TORCH_INDEX_URL).')
+            f'major versions must match. Point CUDA_HOME at a CUDA {torch_cuda} toolkit, or '
+            f'install the torch build for CUDA {nvcc} (TORCH_INDEX_URL).')
     archs = env.get('TORCH_CUDA_ARCH_LIST', '').strip()
     if not archs:
         if not gpu_capabilities:
