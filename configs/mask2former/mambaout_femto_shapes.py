@@ -78,3 +78,22 @@ optim_wrapper = dict(optimizer=dict(lr=1e-3), clip_grad=dict(max_norm=1.0))
 randomness = dict(seed=0)
 default_hooks = dict(logger=dict(interval=20),
                      checkpoint=dict(interval=200, max_keep_ckpts=2, save_best=None))
+
+differences_from_base = {
+    **dict.fromkeys(
+        ['data_root', 'metainfo', 'dataset', 'num_classes', 'crop_size',
+         'model.data_preprocessor.size', 'train_pipeline', 'test_pipeline', 'train_dataloader',
+         'val_dataloader', 'test_dataloader', 'model.decode_head.num_classes',
+         'model.decode_head.loss_cls.class_weight'],
+        'the generated shapes (4 classes, 128x128 images) instead of ADE20K, crops from 1x'),
+    **dict.fromkeys(
+        ['width', 'num_queries', 'model.decode_head.feat_channels',
+         'model.decode_head.out_channels', 'model.decode_head.num_queries',
+         'model.decode_head.pixel_decoder', 'model.decode_head.positional_encoding',
+         'model.decode_head.transformer_decoder', 'model.decode_head.train_cfg.num_points'],
+        'a femto-sized Mask2Former that trains in seconds on a CPU'),
+    **dict.fromkeys(
+        ['max_iters', 'train_cfg', 'param_scheduler', 'optim_wrapper.optimizer.lr',
+         'optim_wrapper.clip_grad.max_norm', 'randomness', 'default_hooks'],
+        'from scratch: a short schedule, a higher lr, looser clipping (see above), seeded'),
+}

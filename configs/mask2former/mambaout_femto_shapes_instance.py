@@ -89,3 +89,24 @@ optim_wrapper = dict(optimizer=dict(lr=1e-3), clip_grad=dict(max_norm=1.0))
 randomness = dict(seed=0)
 default_hooks = dict(logger=dict(interval=20),
                      checkpoint=dict(interval=200, max_keep_ckpts=2))
+
+differences_from_base = {
+    **dict.fromkeys(
+        ['data_root', 'metainfo', 'num_classes', 'image_size', 'model.data_preprocessor',
+         'train_pipeline', 'test_pipeline', 'train_dataloader', 'val_dataloader',
+         'test_dataloader', 'val_evaluator.ann_file', 'test_evaluator.ann_file',
+         'model.panoptic_head.num_things_classes', 'model.panoptic_fusion_head',
+         'model.panoptic_head.loss_cls.class_weight'],
+        'the generated shapes (4 classes, 256x192 images) instead of COCO, jitter from 1x'),
+    **dict.fromkeys(
+        ['width', 'num_queries', 'model.panoptic_head.feat_channels',
+         'model.panoptic_head.out_channels', 'model.panoptic_head.num_queries',
+         'model.panoptic_head.pixel_decoder', 'model.panoptic_head.positional_encoding',
+         'model.panoptic_head.transformer_decoder', 'model.train_cfg.num_points',
+         'model.test_cfg.max_per_image'],
+        'a femto-sized Mask2Former that trains in seconds on a CPU'),
+    **dict.fromkeys(
+        ['max_iters', 'train_cfg', 'param_scheduler', 'optim_wrapper.optimizer.lr',
+         'optim_wrapper.clip_grad.max_norm', 'randomness', 'default_hooks'],
+        'from scratch: a short schedule, a higher lr, looser clipping (see above), seeded'),
+}

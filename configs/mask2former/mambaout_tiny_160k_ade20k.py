@@ -3,7 +3,7 @@
 # 512x512.py): its head (100 queries, MSDeformAttn pixel decoder, 9 decoder layers), ADE20K
 # pipelines, AdamW lr 1e-4 and weight decay 0.05 with the backbone at 0.1x lr and its norms without
 # decay, gradient clipping at 0.01, poly schedule, batch 16 (8 GPUs x 2), float32.
-# What differs, and why (tests/test_mask2former.py holds the list):
+# What differs, and why (differences_from_base at the end lists each setting):
 # - the backbone: MambaOut with a LayerNorm on each stage output (built in) and the drop-path
 #   rates the MambaOut authors gave for ADE20K (official repo issue #251: 0.3 T, 0.3 or 0.4 S,
 #   0.6 B), as configs/upernet/; the head takes its channels;
@@ -11,12 +11,14 @@
 #   LayerNorms) where Swin's name Swin's: the same rule, backbone at 0.1x lr, its norms undecayed.
 # Float32 as mmseg's: under FP16 autocast the matcher's mask cost sums 12544 point costs in one
 # fp16 einsum that overflows (mmdet issue #10909; docs/mask2former.md), and mmcv's deformable
-# attention has no bfloat16 CUDA kernel. Layer-wise lr decay instead of the 0.1x backbone:
+# attention has no bfloat16 CUDA kernel. Layer-wise lr decay on top of the 0.1x backbone, e.g. 0.9
+# (num_layers: 6 for Tiny, 12 for Small and Base; mambaout_mm/engine/optim.py):
 #   --cfg-options optim_wrapper.constructor=MambaOutLearningRateDecay
 #     optim_wrapper.paramwise_cfg.decay_rate=0.9 optim_wrapper.paramwise_cfg.num_layers=6
 _base_ = 'mmseg::mask2former/mask2former_swin-t_8xb2-160k_ade20k-512x512.py'
-# mmdet.models: the head's losses, matcher and transformer layers (as mmseg's config imports)
-custom_imports = dict(imports=['mmdet.models', 'mambaout_mm'], allow_failed_imports=False)
+# mmseg's config imports mmdet.models (the head's losses, matcher and transformer layers), which
+# mmseg.models imports in any case (its Mask2Former head is mmdet's)
+custom_imports = dict(imports=['mambaout_mm'], allow_failed_imports=False)
 
 # The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
 # (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
@@ -63,6 +65,6 @@ differences_from_base = {
     'depths': "MambaOut's blocks per stage, which name its norms in custom_keys",
     'custom_keys': "Swin's rule (backbone at 0.1x lr, its norms and the head's embeddings "
                    "without weight decay) for MambaOut's module names",
-    'optim_wrapper.paramwise_cfg.custom_keys': 'the same',
-    'custom_imports': "mambaout_mm beside mmseg's mmdet.models",
+    'optim_wrapper.paramwise_cfg.custom_keys': 'as the line above',
+    'custom_imports': "mambaout_mm; mmdet.models comes with mmseg.models (see above)",
 }

@@ -6,7 +6,7 @@
 # weight decay 0.05 with the backbone at 0.1x lr and its norms without decay, gradient clipping
 # at 0.01, steps at 327778 and 355092, batch 16 (8 GPUs x 2), float32, PQ (panopticapi) and the
 # things' box and mask AP.
-# What differs, and why (tests/test_mask2former.py holds the list):
+# What differs, and why (differences_from_base at the end lists each setting):
 # - the backbone: MambaOut with a LayerNorm on each stage output (built in). The authors gave no
 #   rate for detection; their ADE20K rates (official repo issue #251: 0.3 T and S, 0.6 B) are
 #   kept for Mask2Former on both datasets: 0.3 is also the rate of mmdet's Swin-T/S/B configs,
@@ -14,7 +14,11 @@
 #   channels;
 # - the optimizer's custom_keys name MambaOut's norms where Swin's name Swin's (the same rule).
 # Float32 as mmdet's: under FP16 autocast the matcher's mask cost sums 12544 point costs in one
-# fp16 einsum that overflows (mmdet issue #10909; docs/mask2former.md).
+# fp16 einsum that overflows (mmdet issue #10909; docs/mask2former.md). Layer-wise lr decay on
+# top of the 0.1x backbone, e.g. 0.9 (num_layers: 6 for Tiny, 12 for Small and Base;
+# mambaout_mm/engine/optim.py):
+#   --cfg-options optim_wrapper.constructor=MambaOutLearningRateDecay
+#     optim_wrapper.paramwise_cfg.decay_rate=0.9 optim_wrapper.paramwise_cfg.num_layers=6
 _base_ = 'mmdet::mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco-panoptic.py'
 custom_imports = dict(imports=['mambaout_mm'], allow_failed_imports=False)
 
@@ -61,6 +65,6 @@ differences_from_base = {
     'depths': "MambaOut's blocks per stage, which name its norms in custom_keys",
     'custom_keys': "Swin's rule (backbone at 0.1x lr, its norms and the head's embeddings "
                    "without weight decay) for MambaOut's module names",
-    'optim_wrapper.paramwise_cfg.custom_keys': 'the same',
+    'optim_wrapper.paramwise_cfg.custom_keys': 'as the line above',
     'custom_imports': 'mambaout_mm',
 }
