@@ -5,8 +5,9 @@ mmengine (``mambaout_mm::`` configs) and mim (``mim search``/``mim train``) find
 ``<where the distribution's metadata is>/<first line of its top_level.txt>`` (``pkg_resources``).
 A wheel puts both in site-packages. An editable install (PEP 660) puts only the metadata there,
 the code staying in the checkout, so the first line of its ``top_level.txt`` names the package's
-folder in the checkout, an absolute path that ``os.path.join`` keeps as it is. Wheels are built as
-setuptools builds them.
+folder in the checkout, an absolute path that ``os.path.join`` keeps as it is. setuptools sorts
+``top_level.txt``, where ``mambaout_deploy`` (the deployment runtime, shipped beside) would come
+first; so every ``top_level.txt`` starts with ``mambaout_mm``, wheels' too.
 """
 from __future__ import annotations
 
@@ -14,8 +15,23 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.editable_wheel import editable_wheel
+from setuptools.command.egg_info import egg_info
 
 PACKAGE = 'mambaout_mm'  # the package holding .mim/
+
+
+def lead_top_level(top_level: Path, first: str) -> None:
+    """``top_level.txt`` with ``first`` as its first line."""
+    names = [n for n in top_level.read_text().splitlines() if n and n != first]
+    top_level.write_text('\n'.join([first, *names]) + '\n')
+
+
+class EggInfo(egg_info):
+    """setuptools' metadata (wheels' and editable installs'), ``top_level.txt`` led by PACKAGE."""
+
+    def run(self) -> None:
+        super().run()
+        lead_top_level(Path(self.egg_info, 'top_level.txt'), PACKAGE)
 
 
 class EditableWheel(editable_wheel):
@@ -23,11 +39,9 @@ class EditableWheel(editable_wheel):
 
     def run(self) -> None:
         self._ensure_dist_info()  # pip's prepared metadata, or setuptools' own
-        top_level = Path(self.dist_info_dir, 'top_level.txt')
-        package = str(Path(self.project_dir, PACKAGE).resolve())
-        names = [n for n in top_level.read_text().splitlines() if n and n != package]
-        top_level.write_text('\n'.join([package, *names]) + '\n')
+        lead_top_level(Path(self.dist_info_dir, 'top_level.txt'),
+                       str(Path(self.project_dir, PACKAGE).resolve()))
         super().run()
 
 
-setup(cmdclass={'editable_wheel': EditableWheel})
+setup(cmdclass={'egg_info': EggInfo, 'editable_wheel': EditableWheel})

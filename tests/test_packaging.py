@@ -107,11 +107,11 @@ def test_the_wheel_declares_what_the_code_imports_and_leaves_mmcv_to_mim(wheel):
     metafiles = {f'mambaout_mm/.mim/{p.relative_to(REPO).as_posix()}'
                  for p in (REPO / 'configs').glob('*/metafile.yml')}
     assert metafiles and metafiles <= set(names)
-    # setup.py's editable hook leaves wheels alone: their top-level names are the packages
-    # (sorted; mmengine and mim find mambaout_mm/.mim by the package's name in a wheel)
+    # a wheel's top-level names are the packages, led by the one mmengine's `mambaout_mm::` and
+    # mim look for .mim/ in (its first line; setuptools would sort mambaout_deploy first)
     with zipfile.ZipFile(wheel) as archive:
         top_level = archive.read(next(n for n in names if n.endswith('.dist-info/top_level.txt')))
-    assert top_level.decode().split() == ['mambaout_deploy', 'mambaout_mm']
+    assert top_level.decode().split() == ['mambaout_mm', 'mambaout_deploy']
 
 
 def test_an_install_loads_packaged_configs_outside_the_checkout(installed, tmp_path):
