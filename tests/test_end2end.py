@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from mambaout_mm.deploy.onnx_export import dynamo_exporter
 from mambaout_deploy import boxes as B
+from mambaout_mm.deploy.onnx_export import dynamo_exporter
 
 from .tools_helpers import REPO, config, run_tool, tool
 
@@ -61,9 +61,9 @@ def test_upernet_exports_whole_and_agrees_with_mmseg_on_images(deployed):
 @exporter
 def test_the_check_fails_when_the_deployed_model_differs(tmp_path):
     """A manifest whose normalisation is off by a little: the command's check says so."""
-    from mambaout_mm.utils.config import build_model, load_config
     from mambaout_mm.deploy.check import check_deployed
     from mambaout_mm.deploy.end2end import export_end2end
+    from mambaout_mm.utils.config import build_model, load_config
     cfg = load_config(DET)
     torch.manual_seed(0)
     model = build_model(cfg)
