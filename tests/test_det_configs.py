@@ -8,7 +8,7 @@ from mmengine.config import Config
 from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
-from mambaout_mm.evaluation.paper import paper_recipe, paper_row, paper_setup
+from mambaout_mm.evaluation.paper import mambaout_rows, paper_recipe, paper_row, paper_setup
 from mambaout_mm.weights.checkpoint import OFFICIAL_RELEASE
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.engine.run_checks import check_pretrained_weights
@@ -19,7 +19,7 @@ from .tools_helpers import REPO, unscoped
 
 CONFIGS = sorted([*(REPO / 'configs' / 'mask_rcnn').glob('*.py'),
                   *(REPO / 'configs' / 'cascade_mask_rcnn').glob('*.py')])
-TABLE2 = {'tiny': 'MambaOut-Tiny', 'small': 'MambaOut-Small', 'base': 'MambaOut-Base'}
+TABLE2 = mambaout_rows('detection')  # variant -> Table 2 row
 
 
 def load(name: str) -> Config:

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
-from mambaout_mm.evaluation.paper import paper_recipe, paper_row, paper_setup
+from mambaout_mm.evaluation.paper import mambaout_rows, paper_recipe, paper_row, paper_setup
 from mambaout_mm.weights.checkpoint import OFFICIAL_RELEASE
 from mambaout_mm.utils.errors import RunSetupError
 from mambaout_mm.engine.run_checks import check_pretrained_weights
@@ -18,7 +18,7 @@ from mambaout_mm.utils.config import build_model, resolve_config_path
 from .tools_helpers import REPO, unscoped
 
 CONFIGS = sorted((REPO / 'configs' / 'upernet').glob('*.py'))
-TABLE3 = {'tiny': 'MambaOut-Tiny', 'small': 'MambaOut-Small', 'base': 'MambaOut-Base'}
+TABLE3 = mambaout_rows('segmentation')  # variant -> Table 3 row
 
 
 def load(name: str) -> Config:

@@ -41,6 +41,12 @@ def paper_setup(task: str) -> dict[str, Any]:
     return _load()[TABLES[task]]['setup']
 
 
+def mambaout_rows(task: str) -> dict[str, str]:
+    """The table's MambaOut rows by variant: ``{'tiny': 'MambaOut-Tiny', ...}``."""
+    return {row.removeprefix('MambaOut-').lower(): row for row in paper_table(task)
+            if row.startswith('MambaOut-')}
+
+
 def paper_row(task: str, backbone: str) -> dict[str, Any]:
     """One row, e.g. ``paper_row('detection', 'MambaOut-Tiny')`` or ``paper_row('imagenet', 'tiny')``."""
     rows = paper_table(task)
