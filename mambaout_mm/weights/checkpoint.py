@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -224,10 +225,30 @@ def _listing(keys: list[str], limit: int = 8) -> str:
     return shown + (f', ... ({len(keys)} in all)' if len(keys) > limit else '')
 
 
+def _by_module(keys: list[str], universe: Iterable[str]) -> list[str]:
+    """``keys``, a top-level module all of whose tensors in ``universe`` are among them named
+    once (``neck.* (16 tensors)``): what a checkpoint of another model lacks reads at a glance."""
+    counts = Counter(k.split('.')[0] for k in universe)
+    listed = Counter(k.split('.')[0] for k in keys)
+    whole = {m for m, n in listed.items() if n == counts[m] and n > 1}
+    shown = []
+    for key in keys:
+        module = key.split('.')[0]
+        if module not in whole:
+            shown.append(key)
+        elif f'{module}.* ({listed[module]} tensors)' not in shown:
+            shown.append(f'{module}.* ({listed[module]} tensors)')
+    return shown
+
+
 def _differences(own: Mapping[str, torch.Tensor], source: Mapping[str, torch.Tensor],
-                 missing: list[str], unexpected: list[str]) -> tuple[list[str], list[str]]:
+                 missing: list[str], unexpected: list[str],
+                 by_module: bool = False) -> tuple[list[str], list[str]]:
     """The keys of ``own`` that ``source`` has with the same shape, and, where anything else
-    differs (``missing``, ``unexpected``, a shape), what differs, listed for a message."""
+    differs (``missing``, ``unexpected``, a shape), what differs, listed for a message (whole
+    modules once with ``by_module``)."""
+    if by_module:
+        missing, unexpected = _by_module(missing, own), _by_module(unexpected, source)
     fits = [k for k in own if k in source and source[k].shape == own[k].shape]
     mismatched = [f'{k}: checkpoint {tuple(source[k].shape)} vs model {tuple(own[k].shape)}'
                   for k in own if k in source and source[k].shape != own[k].shape]
@@ -287,15 +308,16 @@ def fit_model_weights(own: Mapping[str, torch.Tensor], source: Mapping[str, torc
     """
     missing = [k for k in own if k not in source]
     unexpected = [k for k in source if k not in own]
-    fits, problems = _differences(own, source, missing, unexpected)
+    fits, problems = _differences(own, source, missing, unexpected, by_module=True)
     if not problems:
         return dict(source)
     if partial and fits:
-        left = [k for k in own if k not in fits]
+        left = _by_module([k for k in own if k not in fits], own)
+        unused = _by_module(unexpected, source)
         (logger or logging.getLogger(__name__)).warning(
             f'Loaded {len(fits)} of {len(own)} model tensors from {what} (a partial load); '
             f'left at initialisation: {_listing(left)}'
-            + (f'; not used: {_listing(unexpected)}' if unexpected else '') + '.')
+            + (f'; not used: {_listing(unused)}' if unused else '') + '.')
         return {k: source[k] for k in fits}
     theirs, ours = (infer_arch(to_official_layout(sd)) for sd in (source, own))
     hint = (f"Its backbone is MambaOut-{theirs}, the model's MambaOut-{ours}. "
