@@ -22,13 +22,11 @@ import time
 import cv2
 
 from . import load
-from .backends import BackendError, backends, get_backend, precisions
-from .evaluate import AnnotationError, CocoAnnotations, LabelMapScore
-from .image import ImageReadError, image_paths, read_image
-from .manifest import ManifestError
+from .backends import backends, get_backend, precisions
+from .errors import DeployError
+from .evaluate import CocoAnnotations, LabelMapScore
+from .image import image_paths, read_image
 from .outputs import SCORE_THRESHOLD, coco_results, draw_detections, draw_label_map
-
-KNOWN_ERRORS = (ManifestError, BackendError, ImageReadError, AnnotationError)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -107,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         summary = run(args)
-    except KNOWN_ERRORS as err:  # the exit of mambaout_mm.utils.cli.run, without torch
+    except DeployError as err:  # the exit of mambaout_mm.utils.cli.run, without torch
         if args.debug or os.environ.get('MAMBAOUT_MM_DEBUG', '') not in ('', '0'):
             raise
         print(f'error: {err}', file=sys.stderr)

@@ -7,8 +7,10 @@ import os
 import cv2
 import numpy as np
 
+from .errors import DeployError
 
-class AnnotationError(ValueError):
+
+class AnnotationError(DeployError, ValueError):
     """Annotations that do not fit the images or the model; the message says how."""
 
 

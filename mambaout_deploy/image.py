@@ -9,10 +9,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .errors import DeployError
 from .manifest import Preprocess
 
 
-class ImageReadError(OSError):
+class ImageReadError(DeployError, OSError):
     """An image file that OpenCV cannot read; the message names it."""
 
 

@@ -22,6 +22,8 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
+from .errors import DeployError
+
 #: The manifest version this runtime reads and the exporter writes. Version 1 (before 2026-12-06)
 #: was an untyped dict with ``format`` and ``int8`` keys.
 VERSION = 2
@@ -31,7 +33,7 @@ GRAPHS = {'detection': ('dense', 'box_head', 'mask_head'), 'segmentation': ('seg
 EXPORT = '`tools/export_onnx.py CONFIG CHECKPOINT --part end2end --out FOLDER`'
 
 
-class ManifestError(ValueError):
+class ManifestError(DeployError, ValueError):
     """The folder is not a deployed model this runtime reads; the message says why."""
 
 

@@ -136,3 +136,23 @@ def test_benchmark_deploy_names_a_missing_data_folder(tmp_path, monkeypatch, cap
     assert code == 1 and err.count('\n') == 1
     assert err.startswith('error: No images in nowhere/train2017: make the shapes dataset with '
                           'tools/make_shapes.py, or give its folder with --data.')
+
+
+@pytest.mark.parametrize('debug', [False, True])
+def test_the_deployment_runtimes_errors_end_a_tool_as_one_line(debug, monkeypatch, capsys):
+    """The tools over the deployment runtime (benchmark_deploy, export_onnx's check) exit on its
+    errors as on the package's own: one line, exit 1; --debug re-raises."""
+    from mambaout_deploy.manifest import ManifestError
+    from mambaout_mm.utils import cli
+
+    def main():
+        raise ManifestError('manifest.json is version 9; re-export the model.')
+    monkeypatch.setattr(sys, 'argv', ['tool.py', *(['--debug'] if debug else [])])
+    if debug:
+        with pytest.raises(ManifestError):
+            cli.run(main)
+        return
+    with pytest.raises(SystemExit) as exited:
+        cli.run(main)
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == 'error: manifest.json is version 9; re-export the model.\n'

@@ -19,13 +19,14 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 
+from ..errors import DeployError
 from ..manifest import Manifest
 
 #: the artifact every backend can run from: the ONNX graphs the exporter wrote (``graphs``)
 ONNX = 'onnx'
 
 
-class BackendError(RuntimeError):
+class BackendError(DeployError, RuntimeError):
     """A backend or precision this machine or installation cannot run; the message says why."""
 
 

@@ -1,8 +1,9 @@
 """What every command-line tool shares: quiet start-up, ``--debug``, and errors as one line.
 
-A tool calls :func:`run` on its ``main``. A :class:`~mambaout_mm.utils.errors.UserError` (a known
-problem whose message says what to do) then ends the tool with ``error: MESSAGE`` on stderr and
-exit code 1; ``--debug`` or ``MAMBAOUT_MM_DEBUG=1`` shows its traceback instead. Any other
+A tool calls :func:`run` on its ``main``. A :class:`~mambaout_mm.utils.errors.UserError`, or
+the deployment runtime's :class:`~mambaout_deploy.errors.DeployError` (known problems whose
+messages say what to do), then ends the tool with ``error: MESSAGE`` on stderr and exit code 1;
+``--debug`` or ``MAMBAOUT_MM_DEBUG=1`` shows its traceback instead. Any other
 exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
@@ -12,6 +13,8 @@ import os
 import sys
 import warnings
 from typing import Callable
+
+from mambaout_deploy.errors import DeployError
 
 from .errors import UserError
 
@@ -47,7 +50,7 @@ def run(main: Callable[[], object]) -> None:
     one line."""
     try:
         code = main()
-    except UserError as err:
+    except (UserError, DeployError) as err:
         if debugging():
             raise
         print(f'error: {message(err)}', file=sys.stderr)
