@@ -156,3 +156,20 @@ def test_the_deployment_runtimes_errors_end_a_tool_as_one_line(debug, monkeypatc
         cli.run(main)
     assert exited.value.code == 1
     assert capsys.readouterr().err == 'error: manifest.json is version 9; re-export the model.\n'
+
+
+@pytest.mark.parametrize('version', ['2.0.1', '2.2.0'])
+def test_the_mmcv_range_checked_is_the_packages_metadata(version, monkeypatch):
+    """The pre-run check reads the supported mmcv range from the package's metadata (pyproject's
+    `mim` extra), so the two cannot disagree: 2.0.1 was accepted when the check said >= 2.0.0rc4."""
+    import importlib.metadata
+
+    import mmcv
+    from packaging.requirements import Requirement
+    stated = next(Requirement(r) for r in importlib.metadata.requires('mambaout-mm')
+                  if Requirement(r).name == 'mmcv')
+    assert version not in stated.specifier and mmcv.__version__ in stated.specifier
+    monkeypatch.setattr(mmcv, '__version__', version)
+    with pytest.raises(RunSetupError, match=f'mmcv {version} is installed, but this package '
+                                            f'supports mmcv{stated.specifier}'):
+        check_mmcv_ops()

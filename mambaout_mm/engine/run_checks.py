@@ -8,6 +8,7 @@ everything at once (no GPU, weights missing, data missing) instead of one proble
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import os
 import os.path as osp
 import re
@@ -15,6 +16,7 @@ from typing import Any, Iterator
 
 import torch
 from mmengine.config import Config
+from packaging.requirements import Requirement
 
 from ..utils.errors import (
     CheckpointNotFoundError,
@@ -59,16 +61,29 @@ class Problems:
         raise err
 
 
+def mmcv_requirement() -> Requirement:
+    """The mmcv versions this package supports, as its metadata states them (the ``mim``
+    extra of ``pyproject.toml``, the one place they are written)."""
+    for line in importlib.metadata.requires('mambaout-mm') or []:
+        requirement = Requirement(line)
+        if requirement.name == 'mmcv':
+            return requirement
+    raise RunSetupError('The installed mambaout-mm metadata names no mmcv requirement; '
+                        'reinstall the package (pip install -e .).')
+
+
 def check_mmcv_ops() -> None:
     """mmcv is installed with its compiled ops (mmdet's and mmseg's models need them)."""
     try:
         import mmcv
     except ImportError:
         raise RunSetupError(f'mmcv is not installed. {MMCV_OPS_HELP}') from None
-    from mmengine.utils import digit_version
-    if not digit_version('2.0.0rc4') <= digit_version(mmcv.__version__) < digit_version('2.2.0'):
-        raise RunSetupError(f'mmcv {mmcv.__version__} is installed, but mmdet 3.3 and mmseg 1.2 '
-                            f'need mmcv >= 2.0.0rc4, < 2.2.0. {MMCV_OPS_HELP}')
+    from packaging.version import Version
+    supported = mmcv_requirement()
+    if Version(mmcv.__version__) not in supported.specifier:
+        raise RunSetupError(f'mmcv {mmcv.__version__} is installed, but this package supports '
+                            f'mmcv{supported.specifier} (mmdet 3.3 and mmseg 1.2 accept no newer). '
+                            f'{MMCV_OPS_HELP}')
     try:
         import mmcv._ext  # noqa: F401  (what mmcv.ops loads)
     except ImportError as err:
