@@ -13,6 +13,7 @@ on all 1000 proposals, nearly three times the MACs of the same model.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from functools import partial
 from types import MethodType
@@ -72,6 +73,10 @@ def model_complexity(config: str, shape: tuple[int, int] | None = None,
         from mmseg.structures import SegDataSample
         samples = [SegDataSample(metainfo=meta)]
         model.auxiliary_head = None  # not part of the test-time model
+        head = model.decode_head
+        if 'batch_data_samples' in inspect.signature(head.forward).parameters:
+            # Mask2Former's head needs the image shapes EncoderDecoder's tensor mode leaves out
+            model.forward = lambda x, **_: head.forward(model.extract_feat(x), samples)
     model.forward = partial(model.forward, data_samples=samples, mode='tensor')
     return dict(config=config, task=TASKS[scope], shape=[h, w],
                 params_m=round(params / 1e6, 2), macs_g=round(macs(model, inputs) / 1e9, 1))
