@@ -19,7 +19,8 @@ from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets import SHAPE_CLASSES
 from mambaout_mm.models.mambaout import resolve_arch
 from mambaout_mm.evaluation.heads import (
-    IMPLICIT_DIFFERENCES, _leaves, _plain, check_differences, compare_with_base, toolbox_base)
+    IMPLICIT_DIFFERENCES, _leaves, _plain, check_differences, compare_with_base, config_metrics,
+    toolbox_base)
 from mambaout_mm.utils.config import build_model, resolve_config_path
 
 from .tools_helpers import REPO
@@ -44,7 +45,7 @@ def test_the_families_are_found():
     assert {'dino', 'retinanet', 'cascade_mask_rcnn'} <= families
     assert all(toolbox_base(p).startswith(('mmdet::', 'mmseg::')) for p in CONFIGS)
     assert toolbox_base(REPO / 'configs/mask_rcnn/mambaout_tiny_1x.py') is None  # a list of bases
-    assert toolbox_base(REPO / 'configs/dino/mambaout_base_5scale_12e.py') == \
+    assert toolbox_base(REPO / 'configs/dino/dino_mambaout_base_5scale_12e.py') == \
         'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 
 
@@ -165,3 +166,12 @@ def test_femto_configs_predict_the_generated_shapes(path):
     counts = [v for p, v in _leaves(_plain(cfg.model.to_dict()))
               if p.endswith(('num_classes', 'num_things_classes'))]  # panoptic heads: things
     assert counts and set(counts) == {len(SHAPE_CLASSES)}
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=ids)
+def test_the_report_knows_the_metrics_its_evaluators_report(path):
+    """tools/report.py reads them from the evaluators (the femto runs of test_head_tools.py
+    check the keys against real metrics files)."""
+    names = [m.name for m in config_metrics(Config.fromfile(path))]
+    assert names and len(names) == len(set(names))
+    assert {'APb', 'mIoU SS', 'PQ'} & set(names)
