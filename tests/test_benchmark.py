@@ -4,9 +4,6 @@ import json
 import pytest
 import torch
 
-from mambaout_mm.models import cpu_kernels
-
-from mambaout_mm.utils import cpu_support
 from mambaout_mm.benchmark import subjects
 from mambaout_mm.benchmark.memory import peak_memory
 from mambaout_mm.benchmark.precision import default_dtypes
@@ -14,9 +11,11 @@ from mambaout_mm.benchmark.run import run_benchmark
 from mambaout_mm.benchmark.steps import make_step
 from mambaout_mm.benchmark.subjects import build_subjects, default_shape, feature_agreement
 from mambaout_mm.benchmark.tables import markdown, to_rows
-from mambaout_mm.utils.errors import ConfigError
-from mambaout_mm.models.mambaout import GatedCNNBlock
 from mambaout_mm.deploy.onnx_export import dynamo_exporter
+from mambaout_mm.models import cpu_kernels
+from mambaout_mm.models.mambaout import GatedCNNBlock
+from mambaout_mm.utils import cpu_support
+from mambaout_mm.utils.errors import ConfigError
 
 from .tools_helpers import config, run_tool, tool
 
@@ -77,8 +76,8 @@ def test_cli_writes_json_markdown_and_plot(tmp_path):
     assert (tmp_path / 'b.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
-DET = config('mask_rcnn/mambaout_femto_shapes.py')
-SEG = config('upernet/mambaout_femto_shapes.py')
+DET = config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')
+SEG = config('upernet/upernet_mambaout_femto_shapes.py')
 
 
 def test_default_input_follows_the_subjects():

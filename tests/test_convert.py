@@ -5,10 +5,14 @@ import torch
 from safetensors.torch import save_file
 
 from mambaout_mm import CheckpointMismatchError, MambaOut, MambaOutBackbone
-from mambaout_mm.weights.checkpoint import to_official_layout
-from mambaout_mm.weights.convert import (convert_checkpoint, default_target, to_backbone_checkpoint,
-                                 to_official_classifier)
 from mambaout_mm.models.random_weights import randomize_
+from mambaout_mm.weights.checkpoint import to_official_layout
+from mambaout_mm.weights.convert import (
+    convert_checkpoint,
+    default_target,
+    to_backbone_checkpoint,
+    to_official_classifier,
+)
 
 from .tools_helpers import run_tool, tool
 

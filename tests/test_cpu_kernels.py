@@ -11,11 +11,10 @@ import torch
 import torch.nn.functional as F
 
 from mambaout_mm.models import cpu_kernels
-
-from mambaout_mm.utils import cpu_support
 from mambaout_mm.models.backbone import MambaOutBackbone
 from mambaout_mm.models.mambaout import GatedCNNBlock
 from mambaout_mm.models.random_weights import randomize_
+from mambaout_mm.utils import cpu_support
 
 #: where oneDNN runs the kernels in bfloat16 (AVX512-BF16/AMX natively, AVX-512 emulated); not on
 #: AVX2. Skipped only where the kernels cannot exist: where they can, a probe that rejects them

@@ -11,8 +11,8 @@ from mambaout_mm.utils.errors import RunSetupError
 
 from .tools_helpers import IN_PROCESS_LOADERS, config, run_tool, tool
 
-DET = config('mask_rcnn/mambaout_femto_shapes.py')
-SEG = config('upernet/mambaout_femto_shapes.py')
+DET = config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')
+SEG = config('upernet/upernet_mambaout_femto_shapes.py')
 
 
 @pytest.fixture
@@ -72,7 +72,7 @@ def test_training_names_an_unreadable_image(coco):
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f'error: image data/coco_shapes/train2017/{image.name} is empty (0 bytes)')
-    dumped = (coco.parents[1] / 'work_dirs' / 'bad' / 'mambaout_femto_shapes.py').read_text()
+    dumped = (coco.parents[1] / 'work_dirs' / 'bad' / 'mask_rcnn_mambaout_femto_shapes.py').read_text()
     assert "type='NamedLoadImageFromFile'" in dumped
     assert "'mambaout_mm.datasets.transforms'" in dumped
 

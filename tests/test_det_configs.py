@@ -6,14 +6,14 @@ import pytest
 from mmengine.config import Config
 
 from mambaout_mm import MambaOutBackbone
-from mambaout_mm.datasets.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
-from mambaout_mm.evaluation.paper import mambaout_rows, paper_recipe, paper_row, paper_setup
-from mambaout_mm.weights.checkpoint import OFFICIAL_RELEASE
-from mambaout_mm.utils.errors import RunSetupError
-from mambaout_mm.engine.run_checks import check_pretrained_weights
+from mambaout_mm.datasets.data_check import check_datasets
 from mambaout_mm.engine.amp import setup_amp
+from mambaout_mm.engine.run_checks import check_pretrained_weights
+from mambaout_mm.evaluation.paper import mambaout_rows, paper_recipe, paper_row, paper_setup
 from mambaout_mm.utils.config import build_model, resolve_config_path
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.weights.checkpoint import OFFICIAL_RELEASE
 
 from .tools_helpers import REPO, unscoped
 
@@ -111,11 +111,16 @@ def convnext_config(kind: str, size: str) -> Config:
                            import_custom_modules=False)
 
 
+def three_x(kind: str, size: str) -> Path:
+    """The family's 3x config of a size (Cascade's names start with the folder's)."""
+    path, = (REPO / 'configs' / kind).glob(f'*mambaout_{size}_3x_ms.py')
+    return path
+
+
 @pytest.mark.parametrize('kind', CONVNEXT_3X)
 @pytest.mark.parametrize('size', TABLE2)
 def test_3x_configs_run_the_convnext_recipe(kind, size):
-    path = REPO / 'configs' / kind / f'mambaout_{size}_3x_ms.py'
-    cfg = unscoped(Config.fromfile(path).to_dict())
+    cfg = unscoped(Config.fromfile(three_x(kind, size)).to_dict())
     peer = convnext_config(kind, 't')
     assert cfg['model']['backbone']['arch'] == size
     pipeline = cfg['train_dataloader']['dataset']['pipeline']
@@ -134,8 +139,8 @@ def test_3x_configs_run_the_convnext_recipe(kind, size):
 
 @pytest.mark.parametrize('kind', CONVNEXT_3X)
 def test_3x_drop_path_rates_follow_convnext(kind):
-    rates = [Config.fromfile(REPO / 'configs' / kind / f'mambaout_{size}_3x_ms.py')
-             .model.backbone.drop_path_rate for size in TABLE2]
+    rates = [Config.fromfile(three_x(kind, size)).model.backbone.drop_path_rate
+             for size in TABLE2]
     assert rates[0] == convnext_config(kind, 't').model.backbone.drop_path_rate
     # mmdet ships ConvNeXt-S for Cascade only; B is not in mmdet (ConvNeXt's own configs: 0.7)
     assert rates[1] == convnext_config('cascade_mask_rcnn', 's').model.backbone.drop_path_rate
@@ -143,7 +148,7 @@ def test_3x_drop_path_rates_follow_convnext(kind):
 
 
 def test_shapes_config_classes_are_the_generators():
-    cfg = load('mambaout_femto_shapes.py')
+    cfg = load('mask_rcnn_mambaout_femto_shapes.py')
     assert tuple(cfg.metainfo.classes) == SHAPE_CLASSES
     assert cfg.model.roi_head.bbox_head.num_classes == len(SHAPE_CLASSES)
     assert cfg.model.backbone.init_cfg is None  # from scratch
@@ -189,7 +194,7 @@ def test_amp_is_fp16_on_a_gpu_and_bfloat16_only_on_a_cpu_that_has_it(monkeypatch
     else:
         assert chosen.startswith('off, training in float32') and 'AVX512-BF16' in chosen
         assert 'modules' not in cfg.optim_wrapper
-    shapes = load('mambaout_femto_shapes.py')
+    shapes = load('mask_rcnn_mambaout_femto_shapes.py')
     assert setup_amp(shapes, requested=False) is None  # fp32 unless asked
     assert shapes.optim_wrapper.type == 'OptimWrapper'
 
@@ -213,7 +218,7 @@ def test_a_cpu_wrappers_bfloat16_is_not_carried_to_a_gpu(monkeypatch):
     """A config written for CPU bf16 and run with --amp on a GPU trains FP16, as the log says."""
     import torch
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
-    cfg = load('mambaout_femto_shapes.py')
+    cfg = load('mask_rcnn_mambaout_femto_shapes.py')
     cfg.optim_wrapper.update(type='CPUAutocastOptimWrapper', dtype='bfloat16',
                              modules=['backbone'])
     assert setup_amp(cfg, requested=True).startswith('fp16 autocast')

@@ -23,7 +23,7 @@ from .tools_helpers import (
     tool,
 )
 
-CONFIG = config('mask_rcnn/mambaout_femto_shapes.py')
+CONFIG = config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')
 # 8 training images, batch 4: 2 iterations an epoch.
 FAST = ['train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
         'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1',
@@ -68,7 +68,7 @@ def test_train_then_test_with_predictions_drawn(trained, tested):
         assert len(pickle.load(f)) == 4
     assert len(list(tested.glob('*/vis/*.jpg'))) == 4
     # the run was guarded against a diverging loss (tools/train.py adds the hook)
-    assert "type='NonFiniteLossHook'" in (trained / 'mambaout_femto_shapes.py').read_text()
+    assert "type='NonFiniteLossHook'" in (trained / 'mask_rcnn_mambaout_femto_shapes.py').read_text()
 
 
 def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):

@@ -13,9 +13,9 @@ import torch
 from mambaout_mm.evaluation.complexity import model_complexity, paper_shape
 from mambaout_mm.evaluation.heads import toolbox_base
 from mambaout_mm.evaluation.paper import paper_recipe, paper_table
+from mambaout_mm.evaluation.published_costs import cost_table, published_configs, published_cost
 from mambaout_mm.evaluation.report import backbone_name, run_recipe
 from mambaout_mm.utils.config import TASKS, build_model, load_config, resolve_config_path, toolbox
-from mambaout_mm.evaluation.published_costs import cost_table, published_configs, published_cost
 
 from .tools_helpers import REPO, config, run_tool, tool
 
@@ -54,10 +54,10 @@ def test_models_are_counted_at_the_papers_sizes(path, shape):
 
 
 def test_counts_scale_with_the_input_and_skip_the_auxiliary_head():
-    small = model_complexity(config('upernet/mambaout_femto_shapes.py'), shape=(128, 128))
-    large = model_complexity(config('upernet/mambaout_femto_shapes.py'), shape=(256, 256))
+    small = model_complexity(config('upernet/upernet_mambaout_femto_shapes.py'), shape=(128, 128))
+    large = model_complexity(config('upernet/upernet_mambaout_femto_shapes.py'), shape=(256, 256))
     # Params are the built model's, the auxiliary head's included (as the papers count them)
-    model = build_model(load_config(config('upernet/mambaout_femto_shapes.py')))
+    model = build_model(load_config(config('upernet/upernet_mambaout_femto_shapes.py')))
     built = sum(p.numel() for p in model.parameters())
     assert small['params_m'] == large['params_m'] == round(built / 1e6, 2)
     assert large['macs_g'] == pytest.approx(4 * small['macs_g'], rel=0.05)
@@ -65,7 +65,7 @@ def test_counts_scale_with_the_input_and_skip_the_auxiliary_head():
 
 def test_cli_prints_a_row_per_config_including_a_peer(tmp_path):
     out = tmp_path / 'rows.json'
-    proc = run_tool(tool('get_flops.py'), config('mask_rcnn/mambaout_femto_shapes.py'),
+    proc = run_tool(tool('get_flops.py'), config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py'),
                     'mmdet::swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py', '--shape', '128', '192',
                     '--json', str(out))
     lines = [line for line in proc.stdout.splitlines() if line.startswith('| ')]
@@ -79,7 +79,7 @@ def test_cli_prints_a_row_per_config_including_a_peer(tmp_path):
 def test_cli_names_a_package_a_config_imports_but_is_missing(tmp_path, imports):
     """As the ConvNeXt peers do without mmpretrain: the package is named, not a PYTHONPATH hint."""
     cfg = tmp_path / 'needs_a_package.py'
-    cfg.write_text(f"_base_ = {config('mask_rcnn/mambaout_femto_shapes.py')!r}\n"
+    cfg.write_text(f"_base_ = {config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')!r}\n"
                    f"custom_imports = dict(imports={imports!r}, allow_failed_imports=False)\n")
     proc = run_tool(tool('get_flops.py'), str(cfg), check=False)
     assert proc.returncode != 0 and 'Traceback' not in proc.stderr
@@ -106,7 +106,7 @@ def test_the_cost_table_holds_every_recipe_beyond_the_paper_and_its_peers():
     ours = [p for p in sorted((REPO / 'configs').glob('*/mambaout_*.py')) if 'femto' not in p.stem]
     beyond = {f'mambaout_mm::{p.relative_to(REPO / "configs").as_posix()}'
               for p in ours if not is_paper_config(load_config(str(p)))}
-    assert {'mambaout_mm::dino/mambaout_tiny_4scale_12e.py',
+    assert {'mambaout_mm::dino/dino_mambaout_tiny_4scale_12e.py',
             'mambaout_mm::mask_rcnn/mambaout_tiny_3x_ms.py'} <= beyond  # the rule finds them
     assert not {f'mambaout_mm::mask_rcnn/mambaout_{s}_1x.py' for s in ('tiny', 'base')} & beyond
     assert sorted(beyond - set(table)) == []
@@ -122,9 +122,9 @@ def test_deformable_attention_is_counted_as_the_cpu_computes_it():
     """On a CPU mmcv's deformable attention is F.grid_sample per level, which mmengine's counter
     counts (as it counts the linear layers around it); on a GPU the same MACs run in mmcv's
     CUDA op, which the counter would not see."""
-    from mmengine.analysis import FlopAnalyzer
     from mmdet.structures import DetDataSample
-    path = config('dino/mambaout_femto_shapes.py')
+    from mmengine.analysis import FlopAnalyzer
+    path = config('dino/dino_mambaout_femto_shapes.py')
     counted = model_complexity(path, shape=(128, 192))
     model = build_model(load_config(path)).eval()
     meta = dict(img_shape=(128, 192), ori_shape=(128, 192), pad_shape=(128, 192),

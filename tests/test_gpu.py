@@ -27,6 +27,8 @@ from .tools_helpers import KEEP_LOW_SCORES, checkpoint_meta, config, run_tool, t
 pytestmark = pytest.mark.gpu
 
 SIZES = ['tiny', 'small', 'base']
+
+
 #: relative error (L2 over each stage output) of autocast features against strict fp32
 def strict_fp32() -> None:
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
@@ -48,8 +50,7 @@ def test_fp16_and_bf16_features_follow_fp32(arch):
 
 
 def test_our_backbone_computes_timms_function_on_the_gpu():
-    from mambaout_mm.benchmark.subjects import (feature_agreement, mambaout_backbone,
-                                                timm_mambaout)
+    from mambaout_mm.benchmark.subjects import feature_agreement, mambaout_backbone, timm_mambaout
     strict_fp32()
     ours = randomize_(mambaout_backbone('tiny')).cuda()
     theirs = timm_mambaout('tiny', like=ours).cuda()
@@ -203,7 +204,7 @@ def test_two_process_ddp_trains_on_the_gpus(coco):
         args.append('env_cfg.dist_cfg.backend=gloo')
         nodes = [(dict(env, NNODES='2', NODE_RANK=str(rank)), '1') for rank in (0, 1)]
     procs = [subprocess.Popen(['bash', tool('dist_train.sh'),
-                               config('mask_rcnn/mambaout_femto_shapes.py'), gpus, *args],
+                               config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py'), gpus, *args],
                               cwd=coco, env=node_env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
              for node_env, gpus in nodes]

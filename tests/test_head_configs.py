@@ -17,10 +17,16 @@ from mmengine.config import Config
 
 from mambaout_mm import MambaOutBackbone
 from mambaout_mm.datasets import SHAPE_CLASSES
-from mambaout_mm.models.mambaout import resolve_arch
 from mambaout_mm.evaluation.heads import (
-    IMPLICIT_DIFFERENCES, _leaves, _plain, check_differences, compare_with_base, config_metrics,
-    toolbox_base)
+    IMPLICIT_DIFFERENCES,
+    _leaves,
+    _plain,
+    check_differences,
+    compare_with_base,
+    config_metrics,
+    toolbox_base,
+)
+from mambaout_mm.models.mambaout import resolve_arch
 from mambaout_mm.utils.config import build_model, resolve_config_path
 
 from .tools_helpers import REPO

@@ -72,8 +72,8 @@ def train(model: ConfigModel, data: dict, iters: int, fp16: bool) -> tuple[list,
 
 @pytest.mark.slow  # a minute or two each on the shared 2 cores
 @pytest.mark.cpu_grad_scaler
-@pytest.mark.parametrize('path', ['dino/mambaout_femto_shapes.py',
-                                  'retinanet/mambaout_femto_shapes.py'])
+@pytest.mark.parametrize('path', ['dino/dino_mambaout_femto_shapes.py',
+                                  'retinanet/retinanet_mambaout_femto_shapes.py'])
 def test_femto_detectors_train_in_fp16_like_fp32(path):
     """Two steps from the same random weights (batch 2, 128x192): the FP16 losses are finite and
     within 1% of float32's, and the unscaled gradients are finite."""

@@ -20,8 +20,7 @@ from PIL import Image
 from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
 from mambaout_mm.evaluation.heads import _leaves, _plain, config_metrics, toolbox_base
 
-from .tools_helpers import (CPU_ONLY, IN_PROCESS_LOADERS, REPO, checkpoint_meta, run_tool,
-                            tool)
+from .tools_helpers import CPU_ONLY, IN_PROCESS_LOADERS, REPO, checkpoint_meta, run_tool, tool
 
 FEMTO = sorted(p for p in (REPO / 'configs').glob('*/*femto*.py') if toolbox_base(p))
 

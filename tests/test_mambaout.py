@@ -5,11 +5,11 @@ import torch
 from timm.models.mambaout import checkpoint_filter_fn
 
 from mambaout_mm import MambaOut, MambaOutTrunk
-from mambaout_mm.weights.checkpoint import infer_arch, timm_to_official
-from mambaout_mm.utils.errors import ConfigError
 from mambaout_mm.evaluation.paper import paper_table
 from mambaout_mm.models.mambaout import variants
 from mambaout_mm.models.random_weights import randomize_
+from mambaout_mm.utils.errors import ConfigError
+from mambaout_mm.weights.checkpoint import infer_arch, timm_to_official
 
 OFFICIAL = variants('official')
 

@@ -37,13 +37,13 @@ RECIPE_CONFIGS = [(size, recipe) for recipe in RECIPES for size in SIZES]
 
 
 def recipe_config(size: str, recipe: str) -> str:
-    return str(FOLDER / f'mambaout_{size}_{recipe}.py')
+    return str(FOLDER / f'mask2former_mambaout_{size}_{recipe}.py')
 
 
 def test_the_folder_holds_the_recipes_and_the_femto_configs():
     names = {p.name for p in FOLDER.glob('*.py')}
     assert names == {Path(recipe_config(*c)).name for c in RECIPE_CONFIGS} | {
-        'mambaout_femto_shapes.py', 'mambaout_femto_shapes_instance.py'}
+        'mask2former_mambaout_femto_shapes.py', 'mask2former_mambaout_femto_shapes_instance.py'}
 
 
 @pytest.mark.parametrize('size,recipe', RECIPE_CONFIGS)
@@ -204,8 +204,8 @@ def test_the_matchers_mask_cost_overflows_in_fp16():
 
 
 # ------------------------------------------------------------------ the femto configs
-FEMTO = {'semantic': ('mask2former/mambaout_femto_shapes.py', 'decode_head', 'num_classes'),
-         'instance': ('mask2former/mambaout_femto_shapes_instance.py', 'panoptic_head',
+FEMTO = {'semantic': ('mask2former/mask2former_mambaout_femto_shapes.py', 'decode_head', 'num_classes'),
+         'instance': ('mask2former/mask2former_mambaout_femto_shapes_instance.py', 'panoptic_head',
                       'num_things_classes')}
 
 

@@ -10,8 +10,8 @@ from mambaout_mm.utils.errors import ConfigError
 
 from .tools_helpers import REPO, config
 
-DET = config('mask_rcnn/mambaout_femto_shapes.py')
-SEG = config('upernet/mambaout_femto_shapes.py')
+DET = config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')
+SEG = config('upernet/upernet_mambaout_femto_shapes.py')
 
 
 def refused(path: str, **options) -> str:

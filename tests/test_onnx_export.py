@@ -9,8 +9,8 @@ from mambaout_mm.deploy.onnx_export import ExportError, compare, dynamo_exporter
 
 from .tools_helpers import config, run_tool, tool
 
-DET = config('mask_rcnn/mambaout_femto_shapes.py')
-SEG = config('upernet/mambaout_femto_shapes.py')
+DET = config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')
+SEG = config('upernet/upernet_mambaout_femto_shapes.py')
 exporter = pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo exporter (torch '
                               '>= 2.6); the oldest-stack test below checks the message instead')
 

@@ -21,7 +21,7 @@ def lr_by_name(wrapper) -> dict[str, tuple[float, float]]:
 @pytest.fixture(scope='module')
 def detector():
     """The femto Mask R-CNN (stage 2 of 9 blocks, as tiny), in mmdet's scope."""
-    return build_model(load_config(config('mask_rcnn/mambaout_femto_shapes.py')))
+    return build_model(load_config(config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')))
 
 
 @pytest.mark.parametrize('decay_type', ['layer_wise', 'stage_wise'])
@@ -49,7 +49,7 @@ def test_num_layers_must_fit_the_backbone(detector):
 
 
 def test_a_segmentor_gets_it_from_mmsegs_registry():
-    segmentor = build_model(load_config(config('upernet/mambaout_femto_shapes.py')))
+    segmentor = build_model(load_config(config('upernet/upernet_mambaout_femto_shapes.py')))
     lrs = lr_by_name(build_optim_wrapper(segmentor, optim_cfg('MambaOutLearningRateDecay')))
     assert lrs['decode_head.conv_seg.weight'][0] == 1e-3
     assert lrs['backbone.stages.2.8.fc1.weight'][0] == pytest.approx(1e-3 * 0.8 ** 2)  # layer 5
@@ -58,7 +58,7 @@ def test_a_segmentor_gets_it_from_mmsegs_registry():
 def test_custom_keys_multiply_the_decayed_lr_as_a_detr_recipe_needs():
     """DINO's recipe gives the backbone a tenth of the lr (custom_keys); with layer-wise decay on
     top (the DINO configs' comment), and with that tenth set back to 1 (InternImage's DINO)."""
-    dino = build_model(load_config(config('dino/mambaout_femto_shapes.py')))
+    dino = build_model(load_config(config('dino/dino_mambaout_femto_shapes.py')))
     stem, block, head = ('backbone.downsample_layers.0.conv1.weight',
                          'backbone.stages.2.8.fc1.weight', 'bbox_head.cls_branches.0.weight')
     for backbone_mult in (0.1, 1.0):

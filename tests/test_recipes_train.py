@@ -65,7 +65,7 @@ def workspace(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize('recipe, template, last', [
     ('mask_rcnn/mambaout_tiny_3x_ms.py', DET_DATA, 'epoch_1.pth'),
-    ('cascade_mask_rcnn/mambaout_tiny_3x_ms.py', DET_DATA, 'epoch_1.pth'),
+    ('cascade_mask_rcnn/cascade_mask_rcnn_mambaout_tiny_3x_ms.py', DET_DATA, 'epoch_1.pth'),
     ('upernet/mambaout_base_plus_rw_in12k_160k_640.py', SEG_DATA, 'iter_2.pth'),
 ])
 def test_recipe_trains_two_iterations(workspace, recipe, template, last):

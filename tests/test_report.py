@@ -11,14 +11,20 @@ from PIL import Image
 
 from mambaout_mm.evaluation import report
 from mambaout_mm.evaluation.paper import paper_row, paper_table
-from mambaout_mm.evaluation.report import ReportError, format_csv, format_markdown, load_run, report_tables
+from mambaout_mm.evaluation.report import (
+    ReportError,
+    format_csv,
+    format_markdown,
+    load_run,
+    report_tables,
+)
 
 from .tools_helpers import REPO, config, run_tool, tool
 
 DET_TINY = config('mask_rcnn/mambaout_tiny_1x.py')
-DET_FEMTO = config('mask_rcnn/mambaout_femto_shapes.py')
+DET_FEMTO = config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py')
 SEG_SMALL = config('upernet/mambaout_small_160k.py')
-SEG_FEMTO = config('upernet/mambaout_femto_shapes.py')
+SEG_FEMTO = config('upernet/upernet_mambaout_femto_shapes.py')
 
 DET_METRICS = {'coco/bbox_mAP': 0.4523, 'coco/bbox_mAP_50': 0.6711, 'coco/bbox_mAP_75': 0.4968,
                'coco/segm_mAP': 0.4087, 'coco/segm_mAP_50': 0.6402, 'coco/segm_mAP_75': 0.4449,
@@ -210,8 +216,8 @@ def test_plot_writes_a_png(work_dirs, tmp_path, monkeypatch, capsys):
         assert image.format == 'PNG' and image.width > 0 and image.height > 0
 
 
-DINO_TINY = config('dino/mambaout_tiny_4scale_12e.py')
-RETINANET_SMALL = config('retinanet/mambaout_small_1x.py')
+DINO_TINY = config('dino/dino_mambaout_tiny_4scale_12e.py')
+RETINANET_SMALL = config('retinanet/retinanet_mambaout_small_1x.py')
 BOX_METRICS = {k: v for k, v in DET_METRICS.items() if k.startswith('coco/bbox')}
 
 
@@ -246,7 +252,7 @@ def test_a_head_familys_run_is_beside_its_peers_published_results(tmp_path):
 def test_the_family_is_found_from_mmengines_copy_of_the_config(tmp_path, monkeypatch):
     """The recorded config is gone (another checkout): the flattened copy in the work dir and the
     packaged config of the same name still place the run."""
-    work_dir = write_run(tmp_path / 'run', 'configs/dino/mambaout_tiny_4scale_12e.py',
+    work_dir = write_run(tmp_path / 'run', 'configs/dino/dino_mambaout_tiny_4scale_12e.py',
                          BOX_METRICS)
     Config.fromfile(DINO_TINY).dump(str(work_dir / 'mambaout_tiny_4scale_12e.py'))
     monkeypatch.chdir(tmp_path)

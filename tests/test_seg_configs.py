@@ -7,13 +7,13 @@ import torch
 from mmengine.config import Config
 
 from mambaout_mm import MambaOutBackbone
-from mambaout_mm.datasets.data_check import check_datasets
 from mambaout_mm.datasets import SHAPE_CLASSES
-from mambaout_mm.evaluation.paper import mambaout_rows, paper_recipe, paper_row, paper_setup
-from mambaout_mm.weights.checkpoint import OFFICIAL_RELEASE
-from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.datasets.data_check import check_datasets
 from mambaout_mm.engine.run_checks import check_pretrained_weights
+from mambaout_mm.evaluation.paper import mambaout_rows, paper_recipe, paper_row, paper_setup
 from mambaout_mm.utils.config import build_model, resolve_config_path
+from mambaout_mm.utils.errors import RunSetupError
+from mambaout_mm.weights.checkpoint import OFFICIAL_RELEASE
 
 from .tools_helpers import REPO, unscoped
 
@@ -127,7 +127,7 @@ def test_base_plus_at_640_has_mmseg_640_data_and_convnext_640_test():
 
 
 def test_shapes_config_classes_are_the_generators():
-    cfg = load('mambaout_femto_shapes.py')
+    cfg = load('upernet_mambaout_femto_shapes.py')
     assert tuple(cfg.metainfo.classes) == SHAPE_CLASSES
     assert cfg.model.decode_head.num_classes == len(SHAPE_CLASSES)
     assert cfg.train_dataloader.batch_size >= 2  # BatchNorm in the pooling module

@@ -7,10 +7,16 @@ import pytest
 
 from mambaout_mm.datasets import make_ade_shapes
 
-from .tools_helpers import (IN_PROCESS_LOADERS, checkpoint_meta, config,
-                            kill_after_first_checkpoint, run_tool, tool)
+from .tools_helpers import (
+    IN_PROCESS_LOADERS,
+    checkpoint_meta,
+    config,
+    kill_after_first_checkpoint,
+    run_tool,
+    tool,
+)
 
-CONFIG = config('upernet/mambaout_femto_shapes.py')
+CONFIG = config('upernet/upernet_mambaout_femto_shapes.py')
 FAST = ['train_cfg.val_interval=1000', 'default_hooks.checkpoint.interval=2',
         'default_hooks.checkpoint.max_keep_ckpts=-1', 'default_hooks.logger.interval=1',
         'train_dataloader.batch_size=2',

@@ -10,8 +10,13 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from mambaout_mm.datasets import (SHAPE_CLASSES, ade_shapes_metainfo, coco_shapes_metainfo,
-                                  make_ade_shapes, make_coco_shapes)
+from mambaout_mm.datasets import (
+    SHAPE_CLASSES,
+    ade_shapes_metainfo,
+    coco_shapes_metainfo,
+    make_ade_shapes,
+    make_coco_shapes,
+)
 
 COCO_ARGS = dict(num_train=8, num_val=4, image_size=(64, 80), seed=3)
 ADE_ARGS = dict(num_train=8, num_val=4, image_size=(48, 56), seed=3)

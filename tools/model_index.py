@@ -128,7 +128,7 @@ def entry(path: Path, family: str) -> dict[str, Any]:
     results = None if demo else _results(cfg, kind, backbone, data)
     if results:
         meta['Results Source'] = results[1]
-    item = {'Name': f'{family}_{path.stem}', 'In Collection': collection,
+    item = {'Name': path.stem, 'In Collection': collection,
             'Config': f'configs/{family}/{path.name}', 'Metadata': meta}
     if results:
         item['Results'] = results[0]

@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 TASK=${1:-detection}
 case "$TASK" in
-  detection) KIND=coco; DATA=data/coco_shapes; CONFIG=configs/mask_rcnn/mambaout_femto_shapes.py
+  detection) KIND=coco; DATA=data/coco_shapes; CONFIG=configs/mask_rcnn/mask_rcnn_mambaout_femto_shapes.py
        VAL=$DATA/val2017; MAKE_ARGS=(--num-train 400) ;;
-  segmentation) KIND=ade; DATA=data/ade_shapes; CONFIG=configs/upernet/mambaout_femto_shapes.py
+  segmentation) KIND=ade; DATA=data/ade_shapes; CONFIG=configs/upernet/upernet_mambaout_femto_shapes.py
        VAL=$DATA/images/validation; MAKE_ARGS=() ;;
   *) echo "usage: $0 detection|segmentation" >&2; exit 2 ;;
 esac

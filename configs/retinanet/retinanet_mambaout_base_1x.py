@@ -1,5 +1,5 @@
 # RetinaNet + FPN with MambaOut-Base, 1x on COCO 2017: the Tiny config's recipe (see there).
-_base_ = './mambaout_tiny_1x.py'
+_base_ = './retinanet_mambaout_tiny_1x.py'
 
 # The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
 # (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).

@@ -1,5 +1,5 @@
 # DINO-5scale with MambaOut-Base, 12 epochs on COCO 2017: the Tiny 5-scale config (see there).
-_base_ = './mambaout_tiny_5scale_12e.py'
+_base_ = './dino_mambaout_tiny_5scale_12e.py'
 
 # The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
 # (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).

@@ -1,6 +1,6 @@
-# Mask2Former with MambaOut-Small, 160k iterations on ADE20K, 512x512 crops (not in the paper):
-# mambaout_tiny_160k_ade20k.py (mmseg's Swin recipe) with the Small backbone.
-_base_ = './mambaout_tiny_160k_ade20k.py'
+# Mask2Former with MambaOut-Small, COCO 2017 panoptic segmentation, 50 epochs (not in the paper):
+# mambaout_tiny_50e_coco_panoptic.py (mmdet's Swin recipe) with the Small backbone.
+_base_ = './mask2former_mambaout_tiny_50e_coco_panoptic.py'
 
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'
 depths = [3, 4, 27, 3]  # MambaOut-Small's blocks per stage
@@ -8,7 +8,7 @@ depths = [3, 4, 27, 3]  # MambaOut-Small's blocks per stage
 model = dict(
     backbone=dict(
         arch='small',
-        drop_path_rate=0.3,  # the authors' alternative: 0.4
+        drop_path_rate=0.3,  # the authors' ADE20K alternative: 0.4
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)))
 
 # the norms of the blocks Tiny lacks (the base config's keys cover the rest)

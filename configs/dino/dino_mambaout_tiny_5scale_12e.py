@@ -3,7 +3,7 @@
 # config and TransNeXt's 5-scale ones do; everything else is the 4-scale recipe (see there).
 # The stride-4 level quadruples the encoder's tokens: mmdet's Swin-L config turns on activation
 # checkpointing for memory (here: --cfg-options model.backbone.with_cp=True).
-_base_ = './mambaout_tiny_4scale_12e.py'
+_base_ = './dino_mambaout_tiny_4scale_12e.py'
 
 num_levels = 5
 model = dict(

@@ -1,6 +1,6 @@
 # Mask2Former with MambaOut-Base, 160k iterations on ADE20K, 512x512 crops (not in the paper):
 # mambaout_tiny_160k_ade20k.py (mmseg's Swin recipe) with the Base backbone.
-_base_ = './mambaout_small_160k_ade20k.py'  # Small's depths, and the norms' keys they give
+_base_ = './mask2former_mambaout_small_160k_ade20k.py'  # Small's depths, and the norms' keys they give
 
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth'
 

@@ -5,7 +5,7 @@
 # Everything not overridden here is mambaout_tiny_50e_coco_instance.py (mmdet's Swin-T recipe).
 # On a CPU mmcv's MultiScaleDeformableAttention runs its PyTorch form (grid_sample per level):
 # mmcv 2.1.0 has CUDA/MLU kernels only.
-_base_ = './mambaout_tiny_50e_coco_instance.py'
+_base_ = './mask2former_mambaout_tiny_50e_coco_instance.py'
 
 data_root = 'data/coco_shapes/'
 # The class names of mambaout_mm.datasets.SHAPE_CLASSES (a test keeps them in step).

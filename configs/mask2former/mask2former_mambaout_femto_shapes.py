@@ -4,7 +4,7 @@
 # Everything not overridden here is mambaout_tiny_160k_ade20k.py (mmseg's Swin-T recipe).
 # On a CPU mmcv's MultiScaleDeformableAttention runs its PyTorch form (grid_sample per level):
 # mmcv 2.1.0 has CUDA/MLU kernels only.
-_base_ = './mambaout_tiny_160k_ade20k.py'
+_base_ = './mask2former_mambaout_tiny_160k_ade20k.py'
 
 data_root = 'data/ade_shapes'
 # The class names of mambaout_mm.datasets.SHAPE_CLASSES (a test keeps them in step); label 0 of

@@ -1,12 +1,11 @@
-# Cascade Mask R-CNN + FPN with MambaOut-Base, 3x multi-scale on COCO 2017
-# (the recipe of mambaout_tiny_3x_ms.py).
-_base_ = './mambaout_tiny_3x_ms.py'
+# DINO-4scale with MambaOut-Base, 12 epochs on COCO 2017: the Tiny config's recipe (see there).
+_base_ = './dino_mambaout_tiny_4scale_12e.py'
 
 # The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache
 # (offline: --cfg-options model.backbone.init_cfg.checkpoint=LOCAL_FILE).
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth'
 
 model = dict(
-    backbone=dict(arch='base', drop_path_rate=0.7,  # ConvNeXt-B's in ConvNeXt's own 3x COCO configs
+    backbone=dict(arch='base', drop_path_rate=0.4,
                   init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
-    neck=dict(in_channels=[128, 256, 512, 768]))
+    neck=dict(in_channels=[256, 512, 768]))

@@ -1,6 +1,6 @@
-# Mask2Former with MambaOut-Small, COCO 2017 panoptic segmentation, 50 epochs (not in the paper):
-# mambaout_tiny_50e_coco_panoptic.py (mmdet's Swin recipe) with the Small backbone.
-_base_ = './mambaout_tiny_50e_coco_panoptic.py'
+# Mask2Former with MambaOut-Small, COCO 2017 instance segmentation, 50 epochs (not in the paper):
+# mambaout_tiny_50e_coco_instance.py (mmdet's Swin recipe) with the Small backbone.
+_base_ = './mask2former_mambaout_tiny_50e_coco_instance.py'
 
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'
 depths = [3, 4, 27, 3]  # MambaOut-Small's blocks per stage
