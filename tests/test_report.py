@@ -254,10 +254,10 @@ def test_the_family_is_found_from_mmengines_copy_of_the_config(tmp_path, monkeyp
     packaged config of the same name still place the run."""
     work_dir = write_run(tmp_path / 'run', 'configs/dino/dino_mambaout_tiny_4scale_12e.py',
                          BOX_METRICS)
-    Config.fromfile(DINO_TINY).dump(str(work_dir / 'mambaout_tiny_4scale_12e.py'))
+    Config.fromfile(DINO_TINY).dump(str(work_dir / 'dino_mambaout_tiny_4scale_12e.py'))
     monkeypatch.chdir(tmp_path)
     run = load_run(work_dir)
-    assert run.config_path == str(work_dir / 'mambaout_tiny_4scale_12e.py')
+    assert run.config_path == str(work_dir / 'dino_mambaout_tiny_4scale_12e.py')
     assert run.table == 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 
 

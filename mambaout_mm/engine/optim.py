@@ -2,10 +2,10 @@
 
 mmdet's and mmseg's ``LearningRateDecayOptimizerConstructor`` take the same options but accept only
 backbones whose class name contains ``ConvNeXt``. MambaOut has ConvNeXt's layout (a stem, four
-stages of blocks under ``backbone.stages.S.B``, downsampling under ``backbone.downsample_layers.S``),
-so the layer ids follow ConvNeXt's rule: the stem 0, stage 0 layer 1, stage 1 layer 2, stage 2 in
-groups of three blocks from layer 3, stage 3 the last layer; ``num_layers`` is 3 + ceil(depth of
-stage 2 / 3): 6 for tiny, 12 for small and base. Use it as::
+stages of blocks under ``backbone.stages.S.B``, downsampling under
+``backbone.downsample_layers.S``), so the layer ids follow ConvNeXt's rule: the stem 0, stage 0
+layer 1, stage 1 layer 2, stage 2 in groups of three blocks from layer 3, stage 3 the last layer;
+``num_layers`` is 3 + ceil(depth of stage 2 / 3): 6 for tiny, 12 for small and base. Use it as::
 
     optim_wrapper = dict(constructor='MambaOutLearningRateDecay',
                          paramwise_cfg=dict(decay_rate=0.9, decay_type='layer_wise', num_layers=6))

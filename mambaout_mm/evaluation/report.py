@@ -23,14 +23,13 @@ from typing import Any
 
 from mmengine.config import Config
 
-from .complexity import model_complexity
-from .heads import Metric, coco_metrics, config_metrics, toolbox_base
-from ..utils.errors import UserError
-from .paper import paper_recipe, paper_table
-from .published_costs import config_id, published_results
-from ..utils.errors import RunSetupError
 from ..utils.config import load_config
 from ..utils.config import task as config_task
+from ..utils.errors import RunSetupError, UserError
+from .complexity import model_complexity
+from .heads import Metric, coco_metrics, config_metrics, toolbox_base
+from .paper import paper_recipe, paper_table
+from .published_costs import config_id, published_results
 
 METRICS_FILE, TTA_FILE = 'test_metrics.json', 'test_metrics_tta.json'
 
@@ -45,8 +44,9 @@ COLUMNS = {
 }
 TITLES = {
     'detection': 'Detection and instance segmentation, AP (%): paper rows from Table 2 '
-           '(Mask R-CNN 1x, COCO val2017)',
-    'segmentation': 'Semantic segmentation, mIoU (%): paper rows from Table 3 (UperNet 160k, ADE20K val)',
+                 '(Mask R-CNN 1x, COCO val2017)',
+    'segmentation': 'Semantic segmentation, mIoU (%): paper rows from Table 3 '
+                    '(UperNet 160k, ADE20K val)',
 }
 PARAMS, MACS, PAPER, PUBLISHED = 'Params (M)', 'MACs (G)', 'Paper row', 'Published in'
 #: decimals each column is printed with (metrics and their differences: 1)
@@ -320,7 +320,7 @@ def plot_report(tables: dict[str, list[dict[str, Any]]], path: str | Path) -> No
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    for task, rows in tables.items():
+    for rows in tables.values():
         unplaced = [row['Run'] for row in rows if row['Source'] == 'ours' and row[MACS] is None]
         if unplaced:
             raise ReportError(f'cannot plot {", ".join(unplaced)}: no MACs (drop --no-macs).')
