@@ -166,9 +166,9 @@ def test_einsum_is_fp16_and_grid_sample_promotes_under_the_emulation():
 
 
 def point_costs() -> tuple:
-    """The matcher of mambaout_tiny_160k_ade20k.py (12544 points) and a trained-looking case: a
-    query confident (logit 12) over the 60% of the points where the image's large region is not,
-    and the region's mask."""
+    """The matcher of mask2former_mambaout_tiny_160k_ade20k.py (12544 points) and a case as a
+    trained model gives it: a query confident (logit 12) over the 60% of the points where the
+    image's large region is not, and the region's mask."""
     from mmdet.registry import TASK_UTILS
     from mmengine.structures import InstanceData
     cfg = Config.fromfile(recipe_config('tiny', '160k_ade20k'))
@@ -204,9 +204,10 @@ def test_the_matchers_mask_cost_overflows_in_fp16():
 
 
 # ------------------------------------------------------------------ the femto configs
-FEMTO = {'semantic': ('mask2former/mask2former_mambaout_femto_shapes.py', 'decode_head', 'num_classes'),
-         'instance': ('mask2former/mask2former_mambaout_femto_shapes_instance.py', 'panoptic_head',
-                      'num_things_classes')}
+FEMTO = {'semantic': ('mask2former/mask2former_mambaout_femto_shapes.py', 'decode_head',
+                      'num_classes'),
+         'instance': ('mask2former/mask2former_mambaout_femto_shapes_instance.py',
+                      'panoptic_head', 'num_things_classes')}
 
 
 @pytest.mark.parametrize('task', FEMTO)

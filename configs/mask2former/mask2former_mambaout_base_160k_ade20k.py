@@ -1,6 +1,7 @@
 # Mask2Former with MambaOut-Base, 160k iterations on ADE20K, 512x512 crops (not in the paper):
-# mambaout_tiny_160k_ade20k.py (mmseg's Swin recipe) with the Base backbone.
-_base_ = './mask2former_mambaout_small_160k_ade20k.py'  # Small's depths, and the norms' keys they give
+# mask2former_mambaout_tiny_160k_ade20k.py (mmseg's Swin recipe) with the Base backbone.
+# Small's config: Base has its depths, so its norms' keys
+_base_ = './mask2former_mambaout_small_160k_ade20k.py'
 
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth'
 

@@ -1,6 +1,7 @@
 # Mask2Former with MambaOut-Base, COCO 2017 instance segmentation, 50 epochs (not in the paper):
-# mambaout_tiny_50e_coco_instance.py (mmdet's Swin recipe) with the Base backbone.
-_base_ = './mask2former_mambaout_small_50e_coco_instance.py'  # Small's depths, and the norms' keys they give
+# mask2former_mambaout_tiny_50e_coco_instance.py (mmdet's Swin recipe) with the Base backbone.
+# Small's config: Base has its depths, so its norms' keys
+_base_ = './mask2former_mambaout_small_50e_coco_instance.py'
 
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_base.pth'
 

@@ -1,7 +1,8 @@
 # MambaOut-Femto Mask2Former trained from scratch on the generated ADE20K-layout shapes dataset
 # (python tools/make_shapes.py ade data/ade_shapes), semantic segmentation sized for a 2-core CPU:
 # 16 queries, a 64-channel head with 2 pixel-decoder and 3 decoder layers, 128x128 crops.
-# Everything not overridden here is mambaout_tiny_160k_ade20k.py (mmseg's Swin-T recipe).
+# Everything not overridden here is mask2former_mambaout_tiny_160k_ade20k.py (mmseg's Swin-T
+# recipe).
 # On a CPU mmcv's MultiScaleDeformableAttention runs its PyTorch form (grid_sample per level):
 # mmcv 2.1.0 has CUDA/MLU kernels only.
 _base_ = './mask2former_mambaout_tiny_160k_ade20k.py'

@@ -2,7 +2,8 @@
 # (python tools/make_shapes.py coco data/coco_shapes --num-train 400), instance segmentation sized
 # for a 2-core CPU: 16 queries, a 64-channel head with 2 pixel-decoder and 3 decoder layers,
 # jittering from 1x to 2x with 192x256 crops.
-# Everything not overridden here is mambaout_tiny_50e_coco_instance.py (mmdet's Swin-T recipe).
+# Everything not overridden here is mask2former_mambaout_tiny_50e_coco_instance.py (mmdet's
+# Swin-T recipe).
 # On a CPU mmcv's MultiScaleDeformableAttention runs its PyTorch form (grid_sample per level):
 # mmcv 2.1.0 has CUDA/MLU kernels only.
 _base_ = './mask2former_mambaout_tiny_50e_coco_instance.py'

@@ -1,5 +1,5 @@
 # Mask2Former with MambaOut-Small, 160k iterations on ADE20K, 512x512 crops (not in the paper):
-# mambaout_tiny_160k_ade20k.py (mmseg's Swin recipe) with the Small backbone.
+# mask2former_mambaout_tiny_160k_ade20k.py (mmseg's Swin recipe) with the Small backbone.
 _base_ = './mask2former_mambaout_tiny_160k_ade20k.py'
 
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'

@@ -1,5 +1,5 @@
 # Mask2Former with MambaOut-Small, COCO 2017 panoptic segmentation, 50 epochs (not in the paper):
-# mambaout_tiny_50e_coco_panoptic.py (mmdet's Swin recipe) with the Small backbone.
+# mask2former_mambaout_tiny_50e_coco_panoptic.py (mmdet's Swin recipe) with the Small backbone.
 _base_ = './mask2former_mambaout_tiny_50e_coco_panoptic.py'
 
 pretrained = 'https://github.com/yuweihao/MambaOut/releases/download/model/mambaout_small.pth'

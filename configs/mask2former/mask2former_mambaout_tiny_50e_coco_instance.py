@@ -35,7 +35,7 @@ model = dict(
         init_cfg=dict(type='Pretrained', checkpoint=pretrained)),
     panoptic_head=dict(in_channels=[96, 192, 384, 576]))
 
-# Swin's rule for MambaOut's names (see mambaout_tiny_160k_ade20k.py)
+# Swin's rule for MambaOut's names (see mask2former_mambaout_tiny_160k_ade20k.py)
 backbone_norm_multi = dict(lr_mult=0.1, decay_mult=0.0)
 embed_multi = dict(lr_mult=1.0, decay_mult=0.0)
 custom_keys = {
