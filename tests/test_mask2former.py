@@ -188,7 +188,7 @@ def point_costs() -> tuple:
 
 
 def test_the_matchers_mask_cost_overflows_in_fp16():
-    """What fails under AMP (mmdet issue #10909): CrossEntropyLossCost sums the point costs of
+    """What fails later under AMP (mmdet issue #10909): CrossEntropyLossCost sums the point costs of
     all 12544 points in one einsum, which autocast computes in fp16, so a sum beyond 65504 is
     inf; the assigner's Hungarian matching then meets inf costs (``cost matrix is
     infeasible`` once a ground truth has no finite one). The dice cost stays finite."""
@@ -201,6 +201,34 @@ def test_the_matchers_mask_cost_overflows_in_fp16():
     assert fp32.isfinite().all() and fp32.max() < 100  # a mean over points, times 5
     assert not fp16.isfinite().all()
     assert dice.isfinite().all()
+
+
+def test_the_mask_loss_is_averaged_over_an_fp16_count_that_overflows(tmp_path):
+    """What fails at once under AMP (mmdet issue #10909): mmdet's Mask2Former head (mmseg's is
+    it) counts the matched masks in a tensor made from the class scores (``new_tensor``), fp16
+    under autocast, and averages the mask loss over that count times the 12544 points: from 6
+    masks in a batch it is beyond 65504, and loss_mask is NaN in every decoder layer. The femto
+    head at the recipe's point count, 2 images of 4 classes (8 masks): finite in float32, NaN
+    under the FP16 emulation."""
+    from mambaout_mm.benchmark.synthetic import ConfigModel
+    path = tmp_path / 'femto_12544_points.py'
+    path.write_text(f"_base_ = {config(FEMTO['semantic'][0])!r}\n"
+                    "model = dict(decode_head=dict(train_cfg=dict(num_points=12544)))\n")
+    torch.manual_seed(0)
+    model = ConfigModel(str(path))
+    net = model.model.train()
+    data = model.batch([2, 3, 128, 128], training=True)
+    with torch.no_grad():
+        torch.manual_seed(0)
+        fp32 = net(**data, mode='loss')
+        torch.manual_seed(0)
+        with gpu_fp16_autocast():
+            fp16 = net(**data, mode='loss')
+    masks = [k for k in fp32 if k.endswith('loss_mask')]
+    assert len(masks) == 4  # the last layer and the 3 before it
+    assert all(fp32[k].isfinite() for k in masks)
+    assert not any(fp16[k].isfinite() for k in masks)
+    assert all(fp16[k].isfinite() for k in fp16 if k.endswith(('loss_cls', 'loss_dice')))
 
 
 # ------------------------------------------------------------------ the femto configs

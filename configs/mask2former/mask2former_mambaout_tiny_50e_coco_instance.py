@@ -11,10 +11,12 @@
 #   and 50 LSJ epochs regularise as strongly as 160k ADE20K iterations. The head takes its
 #   channels;
 # - the optimizer's custom_keys name MambaOut's norms where Swin's name Swin's (the same rule).
-# Float32 as mmdet's: under FP16 autocast the matcher's mask cost sums 12544 point costs in one
-# fp16 einsum that overflows (mmdet issue #10909; docs/mask2former.md). Layer-wise lr decay on
-# top of the 0.1x backbone, e.g. 0.9 (num_layers: 6 for Tiny, 12 for Small and Base;
-# mambaout_mm/engine/optim.py):
+# Float32 as mmdet's, and no --amp: under FP16 autocast (mmdet issue #10909; docs/mask2former.md)
+# the head averages the mask loss over (matched masks x 12544 points) counted in fp16, inf from 6
+# masks a batch, so loss_mask is NaN from the first step; and the matcher sums 12544 point costs
+# in one fp16 einsum, inf once masks are confident.
+# Layer-wise lr decay on top of the 0.1x backbone, e.g. 0.9 (num_layers: 6 for Tiny, 12 for
+# Small and Base; mambaout_mm/engine/optim.py):
 #   --cfg-options optim_wrapper.constructor=MambaOutLearningRateDecay
 #     optim_wrapper.paramwise_cfg.decay_rate=0.9 optim_wrapper.paramwise_cfg.num_layers=6
 _base_ = 'mmdet::mask2former/mask2former_swin-t-p4-w7-224_8xb2-lsj-50e_coco.py'
