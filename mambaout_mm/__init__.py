@@ -8,14 +8,14 @@ and lets mmengine find the packaged configs as ``mambaout_mm::PATH``. It imports
 nor mmseg.
 """
 from .engine.amp import CPUAutocastOptimWrapper
-from .models.backbone import MambaOutBackbone
-from .weights.checkpoint import CheckpointMismatchError, load_mambaout_weights
 from .engine.hooks import LossScaleHook, NonFiniteLossHook
-from .models.mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from .engine.optim import MambaOutLearningRateDecay
+from .models.backbone import MambaOutBackbone
+from .models.mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from .registry import register_config_package
-from .weights.safe_load import allow_mmengine_checkpoints
 from .version import __version__
+from .weights.checkpoint import CheckpointMismatchError, load_mambaout_weights
+from .weights.safe_load import allow_mmengine_checkpoints
 
 allow_mmengine_checkpoints()
 register_config_package()

@@ -1,4 +1,5 @@
-"""What the FP16/bf16 tests on the GPU (test_gpu.py) and on the CPU (test_fp16_numerics.py) share."""
+"""What the FP16/bf16 tests on the GPU (test_gpu.py) and on the CPU (test_fp16_numerics.py)
+share."""
 from __future__ import annotations
 
 import pytest

@@ -1,5 +1,5 @@
-"""The one place that picks the implementation of the token mixer and the trunk's convs (each implementation's agreement
-with the formula is tested beside it, e.g. tests/test_cpu_kernels.py)."""
+"""The one place that picks the implementation of the token mixer and the trunk's convs (each
+implementation's agreement with the formula is tested beside it, e.g. tests/test_cpu_kernels.py)."""
 import pytest
 import torch
 

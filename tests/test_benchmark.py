@@ -41,7 +41,7 @@ def test_gpu_precisions_asked_for_on_a_cpu_are_refused(dtype):
 
 def test_bf16_is_benchmarked_by_default_only_where_it_is_native(monkeypatch):
     for native in (True, False):
-        monkeypatch.setattr(cpu_support, 'bf16_native', lambda: native)
+        monkeypatch.setattr(cpu_support, 'bf16_native', lambda native=native: native)
         assert default_dtypes('cpu') == (['fp32', 'bf16'] if native else ['fp32'])
 
 

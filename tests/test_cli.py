@@ -27,8 +27,8 @@ def run_plain(*args: str, cwd, env_extra: dict | None = None) -> subprocess.Comp
 def test_a_tool_starts_without_the_pkg_resources_warning(tmp_path):
     """Loading a config that inherits mmdet:: configs imports pkg_resources (mmengine's resolver),
     which warns on import; the tools leave that noise out."""
-    proc = run_plain(tool('check_dataset.py'), config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py'),
-                     cwd=tmp_path)
+    proc = run_plain(tool('check_dataset.py'),
+                     config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py'), cwd=tmp_path)
     assert proc.returncode == 1 and 'CocoDataset for train is missing' in proc.stderr
     assert 'pkg_resources' not in proc.stderr and 'Warning' not in proc.stderr
 
@@ -131,7 +131,8 @@ def test_debug_shows_the_traceback_of_a_tool_that_caught_its_own_errors(tmp_path
 
 def test_benchmark_deploy_names_a_missing_data_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    code, err = run_in_process('benchmark_deploy.py', config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py'),
+    code, err = run_in_process('benchmark_deploy.py',
+                               config('mask_rcnn/mask_rcnn_mambaout_femto_shapes.py'),
                                '--data', 'nowhere', monkeypatch=monkeypatch, capsys=capsys)
     assert code == 1 and err.count('\n') == 1
     assert err.startswith('error: No images in nowhere/train2017: make the shapes dataset with '

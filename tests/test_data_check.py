@@ -72,7 +72,7 @@ def test_training_names_an_unreadable_image(coco):
     assert proc.returncode == 1 and 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f'error: image data/coco_shapes/train2017/{image.name} is empty (0 bytes)')
-    dumped = (coco.parents[1] / 'work_dirs' / 'bad' / 'mask_rcnn_mambaout_femto_shapes.py').read_text()
+    dumped = (coco.parents[1] / 'work_dirs' / 'bad' / Path(DET).name).read_text()
     assert "type='NamedLoadImageFromFile'" in dumped
     assert "'mambaout_mm.datasets.transforms'" in dumped
 

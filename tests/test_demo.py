@@ -33,6 +33,7 @@ def test_segmentation_demo_grid_with_ground_truth_and_legend(tmp_path):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    proc = run_tool(tool('demo.py'), str(tmp_path), config('upernet/upernet_mambaout_femto_shapes.py'),
+    proc = run_tool(tool('demo.py'), str(tmp_path),
+                    config('upernet/upernet_mambaout_femto_shapes.py'),
                     str(tmp_path / 'nope.pth'), '--out', str(tmp_path / 'x.png'), check=False)
     assert proc.returncode != 0 and 'checkpoint not found' in proc.stderr

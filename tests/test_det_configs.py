@@ -48,7 +48,8 @@ def test_every_config_loads_and_builds(path: Path):
 def test_table2_config_follows_the_paper_and_mmdets_1x(size):
     """Checked against the paper's stated setup (paper_results.json) and mmdet's own 1x configs,
     not against literals restated here."""
-    cfg, setup, recipe = load(f'mambaout_{size}_1x.py'), paper_setup('detection'), paper_recipe('detection')
+    cfg = load(f'mambaout_{size}_1x.py')
+    setup, recipe = paper_setup('detection'), paper_recipe('detection')
     backbone = cfg.model.backbone
     assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
     # the official ImageNet-1k release of this variant, fetched by URL

@@ -68,7 +68,8 @@ def test_train_then_test_with_predictions_drawn(trained, tested):
         assert len(pickle.load(f)) == 4
     assert len(list(tested.glob('*/vis/*.jpg'))) == 4
     # the run was guarded against a diverging loss (tools/train.py adds the hook)
-    assert "type='NonFiniteLossHook'" in (trained / 'mask_rcnn_mambaout_femto_shapes.py').read_text()
+    dumped = (trained / 'mask_rcnn_mambaout_femto_shapes.py').read_text()
+    assert "type='NonFiniteLossHook'" in dumped
 
 
 def test_interrupted_training_resumes_to_the_same_iteration(workspace, trained):

@@ -81,7 +81,8 @@ def test_the_check_fails_when_the_deployed_model_differs(tmp_path):
 
 
 def test_cascade_mask_rcnn_is_refused_by_name(tmp_path):
-    proc = run_tool(tool('export_onnx.py'), config('cascade_mask_rcnn/cascade_mask_rcnn_mambaout_tiny_3x_ms.py'),
+    proc = run_tool(tool('export_onnx.py'),
+                    config('cascade_mask_rcnn/cascade_mask_rcnn_mambaout_tiny_3x_ms.py'),
                     '--part', 'end2end', '--out', str(tmp_path / 'c'), '--cfg-options',
                     'model.backbone.arch=femto', 'model.neck.in_channels=[48,96,192,288]',
                     'model.backbone.init_cfg=None', check=False)

@@ -1,7 +1,7 @@
 """FP16 training numerics of the paper's models, proven on a CPU.
 
-CUDA's FP16 autocast policy is emulated (:mod:`mambaout_mm.engine.fp16_emulation`) and the loss scaled
-dynamically as ``AmpOptimWrapper`` does; the results are compared with float32. The GPU suite
+CUDA's FP16 autocast policy is emulated (:mod:`mambaout_mm.engine.fp16_emulation`) and the loss
+scaled dynamically as ``AmpOptimWrapper`` does; the results are compared with float32. The GPU suite
 (``test_gpu.py``) checks the same on a GPU where one exists.
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """configs/peers/: the ConvNeXt and Swin detectors the recipes beyond Tables 2 and 3 are compared
-with, where mmdet ships none. Each is mmdet's recipe with another backbone: it builds, its neck takes
-what that backbone returns, the rest of the recipe is the mmdet config it names, and its parameter
-count is the published one (their MACs are counted in test_flops.py)."""
+with, where mmdet ships none. Each is mmdet's recipe with another backbone: it builds, its neck
+takes what that backbone returns, the rest of the recipe is the mmdet config it names, and its
+parameter count is the published one (their MACs are counted in test_flops.py)."""
 import importlib.util
 import re
 from pathlib import Path

@@ -1,6 +1,6 @@
-"""The recipes beyond Tables 2 and 3 train through tools/train.py: each config, unchanged but for its
-data (the generated shapes, whose 4 classes the detectors' heads then predict), 2 iterations from
-random weights on the CPU, then mmengine's end-of-training validation.
+"""The recipes beyond Tables 2 and 3 train through tools/train.py: each config, unchanged but for
+its data (the generated shapes, whose 4 classes the detectors' heads then predict), 2 iterations
+from random weights on the CPU, then mmengine's end-of-training validation.
 
 Their images are the recipes' own sizes (multi-scale up to 1333x800, 640x640 crops), so each run
 takes a minute or more: `slow`."""
@@ -38,8 +38,8 @@ train_cfg = dict(max_iters=2)
 
 
 def class_options(recipe: str) -> list[str]:
-    """--cfg-options giving every classifying RoI head (one or a cascade of them) the shapes' classes:
-    a random 80-class head on 4-class data yields labels COCO evaluation cannot name."""
+    """--cfg-options giving every classifying RoI head (one or a cascade of them) the shapes'
+    classes: a random 80-class head on 4-class data yields labels COCO evaluation cannot name."""
     def paths(node, prefix: str):
         if isinstance(node, dict):
             if 'num_classes' in node:

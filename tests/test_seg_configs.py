@@ -55,7 +55,8 @@ def test_every_config_loads_and_builds(path: Path):
 def test_table3_config_follows_the_authors_and_mmsegs_ade20k(size):
     """Checked against the authors' stated setup (paper_results.json: the paper and the first
     author's issue #251) and mmseg's own ADE20K configs, not against literals restated here."""
-    cfg, setup, recipe = load(f'mambaout_{size}_160k.py'), paper_setup('segmentation'), paper_recipe('segmentation')
+    cfg = load(f'mambaout_{size}_160k.py')
+    setup, recipe = paper_setup('segmentation'), paper_recipe('segmentation')
     backbone = cfg.model.backbone
     assert backbone.type == 'MambaOutBackbone' and backbone.arch == size
     assert backbone.drop_path_rate in setup['drop_path_rate'][size]

@@ -5,7 +5,7 @@
 #   --cfg-options optim_wrapper.constructor=MambaOutLearningRateDecay
 #     optim_wrapper.paramwise_cfg.decay_rate=0.7 optim_wrapper.paramwise_cfg.decay_type=layer_wise
 #     optim_wrapper.paramwise_cfg.num_layers=6).
-_base_ = 'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'
+_base_ = 'mmdet::convnext/cascade-mask-rcnn_convnext-t-p4-w7_fpn_4conv1fc-giou_amp-ms-crop-3x_coco.py'  # noqa: E501
 custom_imports = dict(imports=['mambaout_mm'], allow_failed_imports=False)
 
 # The official ImageNet-1k weights, downloaded once by mmengine into torch's hub cache

@@ -1,8 +1,8 @@
 # MambaOut-Femto DINO-4scale from scratch on the generated shapes dataset
 # (python tools/make_shapes.py coco data/coco_shapes), sized for tests on a CPU: a few iterations
-# train and evaluate (box AP) in seconds. It checks that the DINO configs run end to end (train,
-# test, demo, DDP, the deformable attention's PyTorch form on a CPU); it is not a recipe that
-# converges in that time. Everything not overridden here is the Tiny config's.
+# train and evaluate (box AP) in tens of seconds. It checks that the DINO configs run end to
+# end (train, test, demo, DDP, the deformable attention's PyTorch form on a CPU); it is not a
+# recipe that converges in that time. Everything not overridden here is the Tiny config's.
 _base_ = './dino_mambaout_tiny_4scale_12e.py'
 
 data_root = 'data/coco_shapes/'

@@ -60,7 +60,5 @@ def peak_memory(name: str, mode: str, dtype: str, shape: list[int], device: str)
     return float(proc.stdout.strip().splitlines()[-1])
 
 
-
-
 if __name__ == '__main__':  # the probe's process, see peak_memory()
     print(peak_memory_here(**json.loads(sys.argv[1])))

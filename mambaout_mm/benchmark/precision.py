@@ -11,6 +11,8 @@ from ..utils import cpu_support
 #: with TF32 matrix products and convolutions (Ampere and later GPUs)
 DTYPES = {'fp32': torch.float32, 'tf32': torch.float32, 'bf16': torch.bfloat16,
           'fp16': torch.float16}
+
+
 def default_dtypes(device: str) -> list[str]:
     """fp32, and bf16 where the device computes it natively (emulated bf16 is no benchmark);
     on a GPU also TF32 and fp16 (the paper's training precision)."""

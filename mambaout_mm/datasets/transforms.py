@@ -5,8 +5,8 @@ from __future__ import annotations
 from mmcv.transforms import LoadImageFromFile
 from mmengine.registry import TRANSFORMS
 
-from .data_check import image_problem
 from ..utils.errors import ImageFileError
+from .data_check import image_problem
 
 
 @TRANSFORMS.register_module()

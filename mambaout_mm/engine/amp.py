@@ -101,9 +101,9 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
     """Mixed precision for ``--amp`` or a config that asks for it; returns what was chosen.
 
     With a GPU: FP16 with a dynamic loss scale (mmengine's ``AmpOptimWrapper``, as in the paper).
-    Without one: bfloat16 autocast through :class:`mambaout_mm.engine.amp.CPUAutocastOptimWrapper` where
-    the CPU computes bfloat16 natively, else float32 (emulated bfloat16 is many times slower than
-    float32). A config that names ``CPUAutocastOptimWrapper`` itself gets it on any CPU.
+    Without one: bfloat16 autocast through :class:`mambaout_mm.engine.amp.CPUAutocastOptimWrapper`
+    where the CPU computes bfloat16 natively, else float32 (emulated bfloat16 is many times slower
+    than float32). A config that names ``CPUAutocastOptimWrapper`` itself gets it on any CPU.
     """
     if not (requested or uses_amp(cfg)):
         return None

@@ -1,8 +1,8 @@
 """What ``tools/train.py`` and ``tools/test.py`` do to a loaded config before the Runner starts:
-the device and the launcher, hooks every run gets, the test-time options (whose keys differ
-between mmdetection and mmsegmentation), and the Runner itself. Reading configs is
-:mod:`mambaout_mm.utils.config`, the checks before a run :mod:`mambaout_mm.engine.run_checks`, mixed precision
-:mod:`mambaout_mm.engine.amp`."""
+the device and the launcher, hooks every run gets, the test-time options (whose keys differ between
+mmdetection and mmsegmentation), and the Runner itself. Reading configs is
+:mod:`mambaout_mm.utils.config`, the checks before a run :mod:`mambaout_mm.engine.run_checks`, mixed
+precision :mod:`mambaout_mm.engine.amp`."""
 from __future__ import annotations
 
 import argparse

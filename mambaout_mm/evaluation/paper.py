@@ -15,27 +15,30 @@ TABLES = {
 
 @lru_cache(maxsize=None)
 def _load() -> dict[str, Any]:
-    return json.loads(resources.files('mambaout_mm').joinpath('data/paper_results.json').read_text())
+    data = resources.files('mambaout_mm').joinpath('data/paper_results.json')
+    return json.loads(data.read_text())
 
 
 def paper_table(task: str) -> dict[str, dict[str, Any]]:
-    """Rows of a table: ``'imagenet'`` (by variant), ``'detection'`` or ``'segmentation'`` (by backbone name)."""
+    """Rows of a table: ``'imagenet'`` (by variant), ``'detection'`` or ``'segmentation'`` (by
+    backbone name)."""
     if task not in TABLES:
         raise KeyError(f'Unknown table {task!r}; choose one of {sorted(TABLES)}.')
     return _load()[TABLES[task]]['rows']
 
 
 def paper_recipe(task: str) -> dict[str, Any]:
-    """What a table's runs share besides the backbone (``'detection'`` or ``'segmentation'``): the detector or
-    segmentor and decode head, dataset, schedule and crop, as config values."""
+    """What a table's runs share besides the backbone (``'detection'`` or ``'segmentation'``): the
+    detector or segmentor and decode head, dataset, schedule and crop, as config values."""
     if task not in ('detection', 'segmentation'):
         raise KeyError(f'No recipe for table {task!r}; choose detection or segmentation.')
     return _load()[TABLES[task]]['recipe']
 
 
 def paper_setup(task: str) -> dict[str, Any]:
-    """How the authors trained a table's models (``'detection'`` or ``'segmentation'``): optimizer, lr, batch,
-    precision and, for segmentation, the drop-path rates per size, with the source of each."""
+    """How the authors trained a table's models (``'detection'`` or ``'segmentation'``): optimizer,
+    lr, batch, precision and, for segmentation, the drop-path rates per size, with the source of
+    each."""
     if task not in ('detection', 'segmentation'):
         raise KeyError(f'No setup for table {task!r}; choose detection or segmentation.')
     return _load()[TABLES[task]]['setup']
@@ -48,7 +51,8 @@ def mambaout_rows(task: str) -> dict[str, str]:
 
 
 def paper_row(task: str, backbone: str) -> dict[str, Any]:
-    """One row, e.g. ``paper_row('detection', 'MambaOut-Tiny')`` or ``paper_row('imagenet', 'tiny')``."""
+    """One row, e.g. ``paper_row('detection', 'MambaOut-Tiny')`` or ``paper_row('imagenet',
+    'tiny')``."""
     rows = paper_table(task)
     if backbone not in rows:
         raise KeyError(f'{backbone!r} is not in the paper table {task!r}; rows: {sorted(rows)}.')

@@ -8,9 +8,9 @@ import torch
 from mmengine.logging import MMLogger
 from mmengine.model import BaseModule
 
-from ..weights.checkpoint import CLASSIFIER_PREFIXES, load_mambaout_weights
-from ..utils.errors import ConfigError
 from ..registry import register_backbone
+from ..utils.errors import ConfigError
+from ..weights.checkpoint import CLASSIFIER_PREFIXES, load_mambaout_weights
 from .mambaout import MambaOutTrunk, layer_norm, resolve_arch
 
 

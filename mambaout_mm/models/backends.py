@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Callable, NamedTuple
 import torch
 from torch import nn
 
-from . import cpu_kernels
 from ..utils.errors import ConfigError
+from . import cpu_kernels
 
 if TYPE_CHECKING:
     from .mambaout import GatedCNNBlock

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from . import backends
 from ..utils.errors import ConfigError
+from . import backends
 
 #: Architecture settings of every variant; the one table the project reads them from.
 #: Keys missing from an entry take the defaults in ``ARCH_DEFAULTS``. ``release`` says whose
@@ -182,8 +182,8 @@ class GatedCNNBlock(nn.Module):
 
     ``fc1`` makes 2 * hidden channels, split into the gate ``g`` (hidden), an identity part ``i``
     and a conv part ``c`` (conv_ratio * dim); out = x + fc2(act(g) * cat(i, dwconv(c))).
-    :meth:`mix_reference` is that token mixer; :mod:`mambaout_mm.models.backends` picks the implementation
-    that computes it (``backend='auto'``, or one named there).
+    :meth:`mix_reference` is that token mixer; :mod:`mambaout_mm.models.backends` picks the
+    implementation that computes it (``backend='auto'``, or one named there).
     """
 
     def __init__(self, dim: int, expansion_ratio: float = 8 / 3, kernel_size: int = 7,

@@ -51,8 +51,8 @@ def load_config(path: str, cfg_options: dict | None = None, work_dir: str | None
         for module in [modules] if isinstance(modules, str) else modules:  # mmseg's: one string
             package = module.split('.')[0]
             if importlib.util.find_spec(package) is None:
-                raise RunSetupError(f'{path} imports {module} (custom_imports), but {package} is not '
-                                    f'installed: pip install {package}.')
+                raise RunSetupError(f'{path} imports {module} (custom_imports), but {package} '
+                                    f'is not installed: pip install {package}.')
         import_modules_from_strings(**imports)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

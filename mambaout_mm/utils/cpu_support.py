@@ -4,7 +4,8 @@ Two facts steer the project's CPU paths: the vector ISA that ATen and oneDNN use
 both honour the limits ``ATEN_CPU_CAPABILITY`` and ``ONEDNN_MAX_CPU_ISA``, which emulate a smaller
 CPU on a bigger one), and whether bfloat16 is native (AVX512-BF16 or AMX). Without native bfloat16,
 oneDNN either refuses bfloat16 primitives (AVX2) or emulates them, and CPU autocast runs many times
-slower than float32; so ``--amp`` trains in float32 there (:func:`mambaout_mm.engine.amp.setup_amp`).
+slower than float32; so ``--amp`` trains in float32 there
+(:func:`mambaout_mm.engine.amp.setup_amp`).
 """
 from __future__ import annotations
 

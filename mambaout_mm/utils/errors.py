@@ -1,8 +1,8 @@
 """The project's errors whose message says what is wrong and how to fix it.
 
 Each is a :class:`UserError`; the tools print one as a single ``error: ...`` line, without a
-traceback (:func:`mambaout_mm.utils.cli.run`). Each also derives from the built-in class that callers of
-the library would catch (``ValueError``, ``RuntimeError``, ``UnpicklingError``).
+traceback (:func:`mambaout_mm.utils.cli.run`). Each also derives from the built-in class that
+callers of the library would catch (``ValueError``, ``RuntimeError``, ``UnpicklingError``).
 """
 from __future__ import annotations
 

@@ -19,11 +19,19 @@ from typing import Any, Mapping
 import torch
 
 from ..models.backbone import MambaOutBackbone
-from .checkpoint import (CLASSIFIER_PREFIXES, OUTPUT_NORM_PATTERN, CheckpointMismatchError,
-                         check_weights, extract_state_dict, infer_arch, read_checkpoint,
-                         source_layout, to_official_layout)
 from ..models.mambaout import ARCH_SETTINGS, MambaOut, MambaOutTrunk
 from ..version import __version__
+from .checkpoint import (
+    CLASSIFIER_PREFIXES,
+    OUTPUT_NORM_PATTERN,
+    CheckpointMismatchError,
+    check_weights,
+    extract_state_dict,
+    infer_arch,
+    read_checkpoint,
+    source_layout,
+    to_official_layout,
+)
 
 TARGETS = ('backbone', 'official')
 

@@ -1,12 +1,12 @@
 """Loading mmengine's training checkpoints with torch's safe (``weights_only``) unpickler.
 
 Since torch 2.6, ``torch.load`` defaults to ``weights_only=True``. mmengine 0.10.7 relies on that
-default, and its own checkpoints (``--resume``, ``tools/test.py`` on a training checkpoint) then fail:
-their ``message_hub`` holds ``HistoryBuffer`` objects (which pickle their statistics methods as
-``getattr(HistoryBuffer, 'mean')``) and numpy arrays and scalars. Rather than turning safe loading
-off (which runs any code a checkpoint carries), this allows exactly those plain-data types, and in
-place of ``getattr`` a function that only returns HistoryBuffer's statistics methods. It is the
-project's one place for this; importing ``mambaout_mm`` applies it.
+default, and its own checkpoints (``--resume``, ``tools/test.py`` on a training checkpoint) then
+fail: their ``message_hub`` holds ``HistoryBuffer`` objects (which pickle their statistics methods
+as ``getattr(HistoryBuffer, 'mean')``) and numpy arrays and scalars. Rather than turning safe
+loading off (which runs any code a checkpoint carries), this allows exactly those plain-data types,
+and in place of ``getattr`` a function that only returns HistoryBuffer's statistics methods. It is
+the project's one place for this; importing ``mambaout_mm`` applies it.
 """
 from __future__ import annotations
 
