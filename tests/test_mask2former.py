@@ -264,7 +264,7 @@ def workspace(tmp_path_factory) -> Path:
 @pytest.mark.parametrize('task,package', [('semantic', 'mmseg'), ('instance', 'mmdet')])
 def test_the_toolboxs_own_train_py_accepts_the_config(workspace, task, package):
     """``mim train`` runs the toolbox's tools/train.py: it takes our config as it is (2
-    iterations and its validation; a minute each on 2 cores: ``slow``)."""
+    iterations and its validation; half a minute each on 2 cores: ``slow``)."""
     import importlib.util
     train = Path(importlib.util.find_spec(package).origin).parent / '.mim' / 'tools' / 'train.py'
     work = workspace / 'work_dirs' / f'{package}_tool'

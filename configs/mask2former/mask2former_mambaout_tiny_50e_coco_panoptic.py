@@ -10,8 +10,7 @@
 # - the backbone: MambaOut with a LayerNorm on each stage output (built in). The authors gave no
 #   rate for detection; their ADE20K rates (official repo issue #251: 0.3 T and S, 0.6 B) are
 #   kept for Mask2Former on both datasets: 0.3 is also the rate of mmdet's Swin-T/S/B configs,
-#   and 50 LSJ epochs regularise as strongly as 160k ADE20K iterations. The head takes its
-#   channels;
+#   and the 50 epochs (368750 iterations) are longer than 160k. The head takes its channels;
 # - the optimizer's custom_keys name MambaOut's norms where Swin's name Swin's (the same rule).
 # Float32 as mmdet's, and no --amp: under FP16 autocast (mmdet issue #10909; docs/mask2former.md)
 # the head averages the mask loss over (matched masks x 12544 points) counted in fp16, inf from 6
