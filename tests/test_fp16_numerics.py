@@ -13,10 +13,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mambaout_mm import MambaOutBackbone, compat
+from mambaout_mm import MambaOutBackbone
 from mambaout_mm.benchmark.synthetic import ConfigModel
 from mambaout_mm.engine.fp16_emulation import gpu_fp16_autocast, largest_values
 from mambaout_mm.models.random_weights import randomize_
+from mambaout_mm.utils import compat
 
 from .precision_helpers import HEAVY, TOLERANCE, relative_errors
 from .tools_helpers import config
