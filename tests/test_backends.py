@@ -3,7 +3,8 @@ implementation's agreement with the formula is tested beside it, e.g. tests/test
 import pytest
 import torch
 
-from mambaout_mm import MambaOutBackbone, backends, cpu_kernels
+from mambaout_mm import MambaOutBackbone
+from mambaout_mm.models import backends, cpu_kernels
 from mambaout_mm.models.mambaout import GatedCNNBlock
 
 
