@@ -89,8 +89,8 @@ def test_mmcv_without_its_ops_names_both_ways_to_get_them(monkeypatch):
     check_mmcv_ops()  # the suite's mmcv has them
     import mmcv
     monkeypatch.setattr(mmcv, '__version__', '2.2.0')  # what mim picks for a new torch
-    with pytest.raises(RunSetupError, match=r'mmcv 2\.2\.0 is installed, but mmdet 3\.3 and mmseg '
-                       r'1\.2 need mmcv >= 2\.0\.0rc4, < 2\.2\.0'):
+    with pytest.raises(RunSetupError, match=r'mmcv 2\.2\.0 is installed, but this package supports '
+                       r'mmcv<2\.2\.0,>=2\.1\.0'):
         check_mmcv_ops()
     monkeypatch.setattr(mmcv, '__version__', '2.1.0')
     monkeypatch.setitem(sys.modules, 'mmcv._ext', None)  # as a pip source build leaves mmcv

@@ -28,7 +28,8 @@ def mapped_files() -> set[str]:
 def project_files() -> set[str]:
     modules = {p for package in ('mambaout_mm', 'mambaout_deploy')
                for p in REPO.glob(f'{package}/**/*.py') if '.mim' not in p.parts}
-    return {str(p.relative_to(REPO)) for p in modules | set(REPO.glob('tools/*'))}
+    tools = {p for p in REPO.glob('tools/*') if p.name != '__pycache__'}
+    return {str(p.relative_to(REPO)) for p in modules | tools}
 
 
 def test_every_module_and_tool_is_in_the_map():
