@@ -9,22 +9,25 @@ mmdet or mmseg.
 A deployed model is a folder: ``manifest.json`` (the config's test-time pre- and post-processing,
 the classes, the graphs: :mod:`.manifest`) and its ONNX graphs. Pre-processing is :mod:`.image`,
 the backends and their registry :mod:`.backends`, box and mask post-processing :mod:`.boxes`, the
-models :mod:`.detector` and :mod:`.segmentor`, files written :mod:`.outputs`, accuracy
-:mod:`.evaluate`. ``pip install ./packaging/mambaout-deploy`` installs this package alone.
+models by head (:data:`MODELS`): :mod:`.rcnn`, :mod:`.retinanet`, :mod:`.segmentor`, what
+detectors return :mod:`.detections`, files written :mod:`.outputs`, accuracy :mod:`.evaluate`.
+``pip install ./packaging/mambaout-deploy`` installs this package alone.
 """
 from __future__ import annotations
 
 from .manifest import read_manifest
+from .rcnn import RcnnDetector
+from .retinanet import RetinaNetDetector
+from .segmentor import Segmentor
 
-__all__ = ['load']
+__all__ = ['load', 'MODELS']
+
+#: the runtime's model for each head of the manifest
+MODELS = {'rcnn': RcnnDetector, 'retinanet': RetinaNetDetector, 'upernet': Segmentor}
 
 
 def load(folder: str, backend: str = 'onnxruntime', threads: int | None = None,
          precision: str = 'fp32'):
     """The deployed model in ``folder`` on ``backend`` (a name in :func:`.backends.backends`)."""
     manifest = read_manifest(folder)
-    if manifest.task == 'detection':
-        from .detector import Detector
-        return Detector(folder, manifest, backend, threads, precision)
-    from .segmentor import Segmentor
-    return Segmentor(folder, manifest, backend, threads, precision)
+    return MODELS[manifest.head](folder, manifest, backend, threads, precision)

@@ -1,10 +1,11 @@
-"""Box and mask post-processing of mmdet's Mask R-CNN, in numpy float32, step for step: anchors,
-the delta box coder, greedy NMS per class (mmcv's ``batched_nms`` offset trick), mmdet's
-``multiclass_nms``, and pasting 28x28 mask probabilities into the image (``grid_sample``'s
-bilinear sampling, separable here)."""
+"""Box and mask post-processing of mmdet's detectors, in numpy float32, step for step: anchors,
+the delta box coder, greedy NMS per class (mmcv's ``batched_nms`` offset trick), and pasting 28x28
+mask probabilities into the image (``grid_sample``'s bilinear sampling, separable here)."""
 from __future__ import annotations
 
 import numpy as np
+
+from .manifest import Anchors, BoxCoder
 
 F32 = np.float32
 
@@ -18,19 +19,33 @@ def grid_anchors(base: np.ndarray, stride: float, height: int, width: int) -> np
     return (shifts[:, None, :] + base[None].astype(F32)).reshape(-1, 4)
 
 
-def decode(priors: np.ndarray, deltas: np.ndarray, means, stds, max_shape: tuple[int, int],
-           wh_ratio_clip: float = 16 / 1000) -> np.ndarray:
+def level_anchors(anchors: Anchors, level: int, height: int, width: int) -> np.ndarray:
+    """The anchors of one level's (height, width) map, as :func:`grid_anchors`."""
+    return grid_anchors(np.asarray(anchors.base_anchors[level], F32), anchors.strides[level],
+                        height, width)
+
+
+def decode(priors: np.ndarray, deltas: np.ndarray, coder: BoxCoder,
+           max_shape: tuple[int, int]) -> np.ndarray:
     """mmdet's ``delta2bbox``: (N, 4) priors and deltas -> boxes clipped to ``max_shape``."""
-    d = deltas * np.asarray(stds, F32) + np.asarray(means, F32)
+    d = deltas * np.asarray(coder.stds, F32) + np.asarray(coder.means, F32)
     pxy = (priors[:, :2] + priors[:, 2:]) * F32(0.5)
     pwh = priors[:, 2:] - priors[:, :2]
-    max_ratio = F32(abs(np.log(wh_ratio_clip)))
+    max_ratio = F32(abs(np.log(coder.wh_ratio_clip)))
     gxy = pxy + pwh * d[:, :2]
     gwh = pwh * np.exp(np.clip(d[:, 2:], -max_ratio, max_ratio))
     boxes = np.concatenate([gxy - gwh * F32(0.5), gxy + gwh * F32(0.5)], axis=1)
     boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, max_shape[1])
     boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, max_shape[0])
     return boxes
+
+
+def class_deltas(deltas: np.ndarray, labels: np.ndarray, class_agnostic: bool) -> np.ndarray:
+    """(N, 4) deltas of each box's ``labels`` from a box head's (N, 4K) ones, as mmdet's
+    ``regress_by_class`` (a class-agnostic head has one (N, 4) set)."""
+    if class_agnostic:
+        return deltas
+    return deltas.reshape(len(deltas), -1, 4)[np.arange(len(deltas)), labels]
 
 
 def roi_levels(boxes: np.ndarray, finest_scale: float, levels: int) -> np.ndarray:

@@ -35,13 +35,13 @@ class CocoAnnotations:
         return self.image_ids[name]
 
     def evaluate(self, results: list[dict]) -> dict[str, float]:
-        """bbox and segm AP, AP50, AP75 over the images predicted."""
+        """bbox and (for results with masks) segm AP, AP50, AP75 over the images predicted."""
         from pycocotools.cocoeval import COCOeval
         metrics = {}
         if not results:
             return dict(bbox_mAP=0.0, segm_mAP=0.0)
         image_ids = sorted({r['image_id'] for r in results})
-        for kind in ('bbox', 'segm'):
+        for kind in ('bbox', 'segm') if 'segmentation' in results[0] else ('bbox',):
             run = COCOeval(self.coco, self.coco.loadRes(results), kind)
             run.params.imgIds = image_ids
             run.evaluate()

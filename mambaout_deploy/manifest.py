@@ -4,15 +4,20 @@ reads. A field is added here, once; the JSON follows the dataclasses, nested as 
 
 - ``version``: :data:`VERSION`; any other is refused with what to do (export again, or upgrade)
 - ``task``: ``detection`` or ``segmentation`` (:data:`TASKS`, mambaout_mm's tasks)
+- ``head``: the model the runtime runs (:data:`HEADS`: its task and the graph holding the backbone)
 - ``classes``: the class names, in the model's label order
-- ``graphs``: graph name -> ONNX file in the folder (:data:`GRAPHS` names each task's)
+- ``graphs``: graph name -> ONNX file in the folder (:meth:`Manifest.required_graphs` names them)
 - ``preprocess``: :class:`Preprocess`, the test pipeline's resize, normalisation and padding
-- ``detection``: :class:`Detection` (the detector's settings between its graphs), detection only
-- ``segmentation``: :class:`Segmentation`, segmentation only
+- ``rcnn``: :class:`Rcnn`, Mask R-CNN's and Cascade Mask R-CNN's settings between their graphs
+- ``retinanet``: :class:`RetinaNet`, the dense detector's anchors, top-k and NMS
+- ``segmentation``: :class:`Segmentation`, every segmentation head's
 - ``artifacts``: files a backend made from the graphs, by kind, graph name -> file (for example
   ``openvino_ir_int8``: the int8 OpenVINO IR of the backbone's graph; see
   :mod:`mambaout_deploy.backends`)
 - ``source``: what made it: ``config``, ``checkpoint``, ``torch`` (version), ``exported`` (date)
+
+A head's settings are the section named after it (``rcnn``, ``retinanet``); a manifest holds its
+head's section and no other.
 """
 from __future__ import annotations
 
@@ -25,11 +30,14 @@ from typing import Any, Optional
 from .errors import DeployError
 
 #: The manifest version this runtime reads and the exporter writes. Version 1 (before 2026-12-06)
-#: was an untyped dict with ``format`` and ``int8`` keys.
-VERSION = 2
+#: was an untyped dict with ``format`` and ``int8`` keys; version 2 had one ``detection`` section
+#: for Mask R-CNN alone.
+VERSION = 3
 FILE = 'manifest.json'
 TASKS = ('detection', 'segmentation')
-GRAPHS = {'detection': ('dense', 'box_head', 'mask_head'), 'segmentation': ('segmentor',)}
+#: head -> its task, and the graph that holds the backbone (the one int8 quantises)
+HEADS = {'rcnn': ('detection', 'dense'), 'retinanet': ('detection', 'dense'),
+         'upernet': ('segmentation', 'segmentor')}
 EXPORT = '`tools/export_onnx.py CONFIG CHECKPOINT --part end2end --out FOLDER`'
 
 
@@ -49,39 +57,65 @@ class Preprocess:
 
 
 @dataclass
-class Rpn:
-    """mmdet's ``RPNHead`` at test time: anchors per level, ``test_cfg.rpn``, its box coder."""
+class BoxCoder:
+    """mmdet's ``DeltaXYWHBBoxCoder`` (``clip_border=True``, no centre clamp)."""
+    means: list[float]
+    stds: list[float]
+    wh_ratio_clip: float        # ``decode``'s default
+
+
+@dataclass
+class Anchors:
+    """mmdet's ``AnchorGenerator``: per level, its stride and its anchors at the origin."""
     strides: list[float]
-    base_anchors: list[list[list[float]]]  # per level, (A, 4) anchors at the origin
+    base_anchors: list[list[list[float]]]  # per level, (A, 4)
+
+
+@dataclass
+class Rpn:
+    """mmdet's ``RPNHead`` at test time: its anchors and coder, ``test_cfg.rpn``."""
+    anchors: Anchors
+    coder: BoxCoder
     nms_pre: int
     max_per_img: int
     iou_threshold: float
     min_bbox_size: float
-    means: list[float]          # DeltaXYWHBBoxCoder's
-    stds: list[float]
-    wh_ratio_clip: float
+
+
+@dataclass
+class RoiStage:
+    """One stage of RoI heads: its box head's coder, whether it regresses one box for all classes,
+    and its RoI extractors' level rule. Its graphs: ``box_head{i}``, ``mask_head{i}``."""
+    coder: BoxCoder
+    class_agnostic: bool
+    finest_scale: float
 
 
 @dataclass
 class Rcnn:
-    """mmdet's ``StandardRoIHead`` at test time: ``test_cfg.rcnn`` and the box head's coder."""
+    """Mask R-CNN (one stage) and Cascade Mask R-CNN (several, their class scores averaged and
+    their masks too, as mmdet's ``CascadeRoIHead``), between the graphs: ``test_cfg.rcnn``."""
+    features: int               # FPN maps the dense graph outputs before the RPN's
+    roi_levels: int             # of them, those the RoI heads pool from
+    rpn: Rpn
+    stages: list[RoiStage]
     score_thr: float
     iou_threshold: float
     max_per_img: int
     mask_thr_binary: float
-    means: list[float]
-    stds: list[float]
-    wh_ratio_clip: float
 
 
 @dataclass
-class Detection:
-    """Mask R-CNN between its graphs."""
-    features: int               # FPN maps the dense graph outputs before the RPN's
-    roi_levels: int             # of them, those the RoI heads pool from
-    finest_scale: dict[str, float]  # box_head, mask_head: their RoI extractors' level rule
-    rpn: Rpn
-    rcnn: Rcnn
+class RetinaNet:
+    """mmdet's ``AnchorHead`` with sigmoid scores at test time (RetinaNet): the dense graph's
+    class scores and deltas per level, ``test_cfg``."""
+    anchors: Anchors
+    coder: BoxCoder
+    nms_pre: int
+    score_thr: float
+    min_bbox_size: float
+    iou_threshold: float
+    max_per_img: int
 
 
 @dataclass
@@ -92,10 +126,12 @@ class Segmentation:
 @dataclass
 class Manifest:
     task: str
+    head: str
     classes: list[str]
     graphs: dict[str, str]
     preprocess: Preprocess
-    detection: Optional[Detection] = None
+    rcnn: Optional[Rcnn] = None
+    retinanet: Optional[RetinaNet] = None
     segmentation: Optional[Segmentation] = None
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)
     source: dict[str, Optional[str]] = field(default_factory=dict)
@@ -104,14 +140,31 @@ class Manifest:
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ManifestError(f'task {self.task!r} is not one of {TASKS}.')
-        other = TASKS[1 - TASKS.index(self.task)]
-        if getattr(self, self.task) is None or getattr(self, other) is not None:
-            raise ManifestError(f'A {self.task} manifest has a `{self.task}` section and no '
-                                f'`{other}` one.')
-        missing = [g for g in GRAPHS[self.task] if g not in self.graphs]
+        if HEADS.get(self.head, (None,))[0] != self.task:
+            raise ManifestError(f'head {self.head!r} is not one of the {self.task} heads '
+                                f'{[h for h, (t, _) in HEADS.items() if t == self.task]}.')
+        wanted = {self.head} & set(SECTIONS) | ({'segmentation'} if self.task == 'segmentation'
+                                                 else set())
+        present = {name for name in SECTIONS if getattr(self, name) is not None}
+        if present != wanted:
+            raise ManifestError(f'A {self.head} manifest has the sections {sorted(wanted)}, not '
+                                f'{sorted(present)}.')
+        missing = [g for g in self.required_graphs() if g not in self.graphs]
         if missing:
-            raise ManifestError(f'The manifest names no graphs {missing} ({self.task} needs '
-                                f'{list(GRAPHS[self.task])}).')
+            raise ManifestError(f'The manifest names no graphs {missing} (a {self.head} model '
+                                f'runs {self.required_graphs()}).')
+
+    def required_graphs(self) -> list[str]:
+        """The graphs the runtime runs for this head."""
+        if self.head == 'rcnn':
+            return ['dense', *(f'{head}{i}' for i in range(len(self.rcnn.stages))
+                               for head in ('box_head', 'mask_head'))]
+        return [HEADS[self.head][1]]
+
+    @property
+    def backbone_graph(self) -> str:
+        """The graph that holds the backbone."""
+        return HEADS[self.head][1]
 
     def files(self) -> list[str]:
         """Every file the manifest names in its folder: graphs and artifacts."""
@@ -149,6 +202,10 @@ class Manifest:
         except json.JSONDecodeError as err:
             raise ManifestError(f'{where} is not JSON ({err}).') from None
         return cls.from_dict(data, where)
+
+
+#: the optional sections, one per head that has settings, and the segmentation task's
+SECTIONS = ('rcnn', 'retinanet', 'segmentation')
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

@@ -22,9 +22,11 @@ def draw_detections(image: np.ndarray, detections, classes: list[str],
     out = image.copy()
     colours = palette(len(classes))
     shown = detections.above(threshold)
-    for box, score, label, mask in zip(shown.boxes, shown.scores, shown.labels, shown.masks):
+    masks = shown.masks if shown.masks is not None else [None] * len(shown.scores)
+    for box, score, label, mask in zip(shown.boxes, shown.scores, shown.labels, masks):
         colour = colours[label]
-        out[mask] = (0.5 * out[mask] + 0.5 * colour).astype(np.uint8)
+        if mask is not None:
+            out[mask] = (0.5 * out[mask] + 0.5 * colour).astype(np.uint8)
         x0, y0, x1, y1 = (int(round(v)) for v in box)
         cv2.rectangle(out, (x0, y0), (x1, y1), tuple(int(c) for c in colour), 2)
         cv2.putText(out, f'{classes[label]} {score:.2f}', (x0, max(y0 - 4, 10)),
@@ -37,15 +39,16 @@ def draw_label_map(image: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def coco_results(detections, image_id: int, category_ids: list[int]) -> list[dict]:
-    """COCO result records (``bbox`` as x, y, w, h; ``segmentation`` as RLE)."""
+    """COCO result records (``bbox`` as x, y, w, h; ``segmentation`` as RLE where the model
+    predicts masks)."""
     from pycocotools import mask as mask_utils
     records = []
-    for box, score, label, mask in zip(detections.boxes, detections.scores, detections.labels,
-                                       detections.masks):
-        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-        rle['counts'] = rle['counts'].decode()
+    for i, (box, score, label) in enumerate(zip(detections.boxes, detections.scores,
+                                                detections.labels)):
         x0, y0, x1, y1 = (float(v) for v in box)
         records.append(dict(image_id=image_id, category_id=category_ids[label],
-                            bbox=[x0, y0, x1 - x0, y1 - y0], score=float(score),
-                            segmentation=rle))
+                            bbox=[x0, y0, x1 - x0, y1 - y0], score=float(score)))
+        if detections.masks is not None:
+            rle = mask_utils.encode(np.asfortranarray(detections.masks[i].astype(np.uint8)))
+            records[-1]['segmentation'] = dict(rle, counts=rle['counts'].decode())
     return records

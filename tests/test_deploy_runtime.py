@@ -20,7 +20,7 @@ from mambaout_deploy.cli import main, parse_args
 
 def segmentation_manifest(**changes) -> M.Manifest:
     return M.Manifest(**{**dict(
-        task='segmentation', classes=['background', 'circle', 'square'],
+        task='segmentation', head='upernet', classes=['background', 'circle', 'square'],
         graphs=dict(segmentor='segmentor.onnx'),
         preprocess=M.Preprocess(scale=[64, 48], keep_ratio=False, mean=[1.0, 2.0, 3.0],
                                 std=[4.0, 5.0, 6.0], to_rgb=True, pad_size_divisor=32),
@@ -28,20 +28,36 @@ def segmentation_manifest(**changes) -> M.Manifest:
         source=dict(config='c.py', checkpoint=None)), **changes})
 
 
-def detection_manifest() -> M.Manifest:
-    coder = dict(means=[0.0] * 4, stds=[1.0] * 4, wh_ratio_clip=0.016)
+def detection_manifest(stages: int = 1) -> M.Manifest:
+    coder = M.BoxCoder(means=[0.0] * 4, stds=[1.0] * 4, wh_ratio_clip=0.016)
     return M.Manifest(
-        task='detection', classes=['circle'],
-        graphs=dict(dense='dense.onnx', box_head='box_head.onnx', mask_head='mask_head.onnx'),
+        task='detection', head='rcnn', classes=['circle'],
+        graphs=dict(dense='dense.onnx', **{f'{h}{i}': f'{h}{i}.onnx' for i in range(stages)
+                                           for h in ('box_head', 'mask_head')}),
         preprocess=M.Preprocess(scale=[1333, 800], keep_ratio=True, mean=[0.0] * 3,
                                 std=[1.0] * 3, to_rgb=False),
-        detection=M.Detection(
-            features=5, roi_levels=4, finest_scale=dict(box_head=56.0, mask_head=56.0),
-            rpn=M.Rpn(strides=[4.0, 8.0], base_anchors=[[[-1.0, -1.0, 1.0, 1.0]]] * 2,
-                      nms_pre=1000, max_per_img=1000, iou_threshold=0.7, min_bbox_size=0.0,
-                      **coder),
-            rcnn=M.Rcnn(score_thr=0.05, iou_threshold=0.5, max_per_img=100,
-                        mask_thr_binary=0.5, **coder)))
+        rcnn=M.Rcnn(
+            features=5, roi_levels=4,
+            rpn=M.Rpn(anchors=M.Anchors(strides=[4.0, 8.0],
+                                        base_anchors=[[[-1.0, -1.0, 1.0, 1.0]]] * 2),
+                      coder=coder, nms_pre=1000, max_per_img=1000, iou_threshold=0.7,
+                      min_bbox_size=0.0),
+            stages=[M.RoiStage(coder=coder, class_agnostic=stages > 1, finest_scale=56.0)
+                    for _ in range(stages)],
+            score_thr=0.05, iou_threshold=0.5, max_per_img=100, mask_thr_binary=0.5))
+
+
+def retinanet_manifest() -> M.Manifest:
+    return M.Manifest(
+        task='detection', head='retinanet', classes=['circle', 'square'],
+        graphs=dict(dense='dense.onnx'),
+        preprocess=M.Preprocess(scale=[1333, 800], keep_ratio=True, mean=[0.0] * 3,
+                                std=[1.0] * 3, to_rgb=False),
+        retinanet=M.RetinaNet(
+            anchors=M.Anchors(strides=[8.0], base_anchors=[[[-4.0, -4.0, 4.0, 4.0]]]),
+            coder=M.BoxCoder(means=[0.0] * 4, stds=[1.0] * 4, wh_ratio_clip=0.016),
+            nms_pre=1000, score_thr=0.05, min_bbox_size=0.0, iou_threshold=0.5,
+            max_per_img=100))
 
 
 def deployed_folder(tmp_path, manifest: M.Manifest):
@@ -51,14 +67,17 @@ def deployed_folder(tmp_path, manifest: M.Manifest):
     return tmp_path
 
 
-@pytest.mark.parametrize('make', [segmentation_manifest, detection_manifest])
+@pytest.mark.parametrize('make', [segmentation_manifest, detection_manifest,
+                                  lambda: detection_manifest(stages=3), retinanet_manifest])
 def test_the_manifest_written_is_the_manifest_read(make, tmp_path):
     manifest = make()
     assert M.read_manifest(str(deployed_folder(tmp_path, manifest))) == manifest
     assert M.Manifest.from_json(manifest.to_json()) == manifest
     data = json.loads((tmp_path / M.FILE).read_text())
     assert data['version'] == M.VERSION and data['task'] == manifest.task
-    assert ('detection' in data) == (manifest.task == 'detection')  # one task's section only
+    assert {'rcnn', 'retinanet', 'segmentation'} & set(data) == (  # its head's section only
+        {manifest.head} if manifest.task == 'detection' else {'segmentation'})
+    assert set(manifest.graphs) == set(manifest.required_graphs())
 
 
 @pytest.mark.parametrize('version,says', [
@@ -90,10 +109,24 @@ def test_another_manifest_version_is_refused_naming_both_and_what_to_do(version,
      'manifest.json.preprocess.scale[1] is 48.5, not int'),
     (lambda d: d.update(task='classification'), "task 'classification' is not one of"),
     (lambda d: d.update(graphs={}), "names no graphs ['segmentor']"),
-    (lambda d: d.pop('segmentation'), 'has a `segmentation` section'),
+    (lambda d: d.pop('segmentation'), "has the sections ['segmentation'], not []"),
+    (lambda d: d.update(head='rcnn'), "head 'rcnn' is not one of the segmentation heads"),
 ])
 def test_a_manifest_that_does_not_fit_its_fields_is_refused_by_name(edit, says):
     data = segmentation_manifest().to_dict()
+    edit(data)
+    with pytest.raises(M.ManifestError, match=re.escape(says)):
+        M.Manifest.from_dict(data)
+
+
+@pytest.mark.parametrize('edit,says', [
+    (lambda d: d['graphs'].pop('mask_head2'), "names no graphs ['mask_head2']"),
+    (lambda d: d.update(retinanet=retinanet_manifest().to_dict()['retinanet']),
+     "A rcnn manifest has the sections ['rcnn'], not ['rcnn', 'retinanet']"),
+    (lambda d: d['rcnn']['stages'][1].pop('coder'), "stages[1]: missing keys ['coder']"),
+])
+def test_a_cascade_manifest_is_checked_stage_by_stage(edit, says):
+    data = detection_manifest(stages=3).to_dict()
     edit(data)
     with pytest.raises(M.ManifestError, match=re.escape(says)):
         M.Manifest.from_dict(data)
@@ -111,8 +144,11 @@ def test_the_manifest_docstring_lists_its_fields_and_the_tasks_are_the_projects(
     listed = re.findall(r'^- ``(\w+)``', M.__doc__, flags=re.M)
     assert listed == [f.name for f in sorted(dataclasses.fields(M.Manifest),
                                              key=lambda f: f.name != 'version')]
+    from mambaout_deploy import MODELS
     from mambaout_mm.utils.config import TASKS
-    assert set(M.TASKS) == set(TASKS.values()) == set(M.GRAPHS)
+    assert set(M.TASKS) == set(TASKS.values()) == {task for task, _ in M.HEADS.values()}
+    assert set(MODELS) == set(M.HEADS)  # the runtime runs every head a manifest names
+    assert set(M.SECTIONS) - {'segmentation'} <= set(M.HEADS)
 
 
 class DummySession:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from mambaout_deploy import boxes as B
+from mambaout_deploy.manifest import BoxCoder
 from mambaout_mm.deploy.onnx_export import dynamo_exporter
 
 from .tools_helpers import REPO, config, run_tool, tool
@@ -80,14 +81,73 @@ def test_the_check_fails_when_the_deployed_model_differs(tmp_path):
                             for p in problems)
 
 
-def test_cascade_mask_rcnn_is_refused_by_name(tmp_path):
-    proc = run_tool(tool('export_onnx.py'),
-                    config('cascade_mask_rcnn/cascade_mask_rcnn_mambaout_tiny_3x_ms.py'),
-                    '--part', 'end2end', '--out', str(tmp_path / 'c'), '--cfg-options',
-                    'model.backbone.arch=femto', 'model.neck.in_channels=[48,96,192,288]',
-                    'model.backbone.init_cfg=None', check=False)
-    assert proc.returncode == 1, proc.stderr[-2000:]  # the model is checked before the exporter
-    assert 'Cascade Mask R-CNN is not supported end to end' in proc.stderr
+#: Cascade Mask R-CNN-T made femto, for the four shapes classes at the shapes' scale
+CASCADE = (config('cascade_mask_rcnn/cascade_mask_rcnn_mambaout_tiny_3x_ms.py'), '--cfg-options',
+           'model.backbone.arch=femto', 'model.backbone.init_cfg=None',
+           'model.neck.in_channels=[48,96,192,288]',
+           *(f'model.roi_head.bbox_head.{i}.num_classes=4' for i in range(3)),
+           'model.roi_head.mask_head.num_classes=4', 'test_dataloader.dataset.pipeline.1.scale='
+           '(256,192)', 'test_dataloader.dataset.metainfo.classes=[circle,square,triangle,star]')
+
+#: the femto RetinaNet, its class scores spread (random class weights of std 1, not 0.01, so
+#: that detections score above test_cfg.score_thr)
+RETINANET = """_base_ = {base!r}
+model = dict(bbox_head=dict(init_cfg=dict(
+    type='Normal', layer='Conv2d', std=0.01,
+    override=dict(type='Normal', name='retina_cls', std=1.0, bias_prob=0.01))))
+"""
+
+
+def noise_images(folder) -> str:
+    """Three textured images: random weights give flat regions of the generated shapes images
+    near-equal scores, where NMS keeps either of two boxes (see docs/deploy.md, exact ties)."""
+    import cv2
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        noise = cv2.GaussianBlur(rng.uniform(0, 255, (60, 80, 3)).astype(np.float32), (5, 5), 1)
+        cv2.imwrite(str(folder / f'noise{i}.jpg'),
+                    cv2.resize(noise, (320, 240), interpolation=cv2.INTER_CUBIC).astype(np.uint8))
+    return str(folder)
+
+
+@pytest.fixture(scope='module')
+def deployed_heads(tmp_path_factory):
+    """Cascade Mask R-CNN and RetinaNet exported (random weights), checked on textured images."""
+    if not dynamo_exporter():
+        pytest.skip('needs the dynamo exporter (torch >= 2.6)')
+    root = tmp_path_factory.mktemp('heads')
+    images = noise_images(root / 'images')
+    (root / 'retinanet.py').write_text(RETINANET.format(
+        base=config('retinanet/retinanet_mambaout_femto_shapes.py')))
+    check = ('--score-thr', '0.05', '--check-images', images)
+    procs = {'cascade': export(CASCADE[0], root / 'cascade', *check, *CASCADE[1:]),
+             'retinanet': export(str(root / 'retinanet.py'), root / 'retinanet', *check)}
+    return root, procs
+
+
+@pytest.mark.parametrize('head,graphs', [
+    ('cascade', ['dense', *(f'{h}{i}' for i in range(3) for h in ('box_head', 'mask_head'))]),
+    ('retinanet', ['dense'])])
+def test_cascade_and_retinanet_export_whole_and_agree_with_mmdet(deployed_heads, head, graphs):
+    root, procs = deployed_heads
+    proc = procs[head]
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'deployed model agrees with mmdet on 3 images (' in proc.stdout
+    compared = [int(n) for n in re.findall(r'jpg: (\d+) compared', proc.stdout)]
+    assert len(compared) == 3 and min(compared) > 0
+    manifest = json.loads((root / head / 'manifest.json').read_text())
+    assert list(manifest['graphs']) == graphs
+    assert manifest['head'] == ('rcnn' if head == 'cascade' else head)
+    if head == 'cascade':  # each stage's own coder, as the config's three box heads
+        assert [s['coder']['stds'] for s in manifest['rcnn']['stages']] == [
+            [0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]]
+
+
+def test_a_model_whose_classes_differ_from_the_datasets_is_refused(tmp_path):
+    proc = export(CASCADE[0], tmp_path / 'c', *CASCADE[1:-1])  # 80 COCO names, 4 classes
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert 'The dataset names 80 classes and the model predicts 4' in proc.stderr
     assert 'Traceback' not in proc.stderr
 
 
@@ -133,6 +193,23 @@ def test_the_runtime_runs_where_torch_cannot_be_imported(deployed, tmp_path):
     assert 0 <= json.loads((tmp_path / 'seg' / 'metrics.json').read_text())['metrics'][
         'mIoU'] <= 1
     assert len(list((tmp_path / 'seg').glob('ADE_val_*[0-9].png'))) == 2
+
+
+@pytest.mark.parametrize('head', ['cascade', 'retinanet'])
+def test_cascade_and_retinanet_run_where_torch_cannot_be_imported(deployed_heads, head,
+                                                                  tmp_path):
+    from mambaout_mm.datasets import make_coco_shapes
+    root, procs = deployed_heads
+    assert procs[head].returncode == 0
+    coco = make_coco_shapes(tmp_path / 'coco', num_train=1, num_val=2)['root']
+    proc = run_runtime(str(root / head), f'{coco}/val2017', '--out', str(tmp_path / 'out'),
+                       '--eval', f'{coco}/annotations/instances_val2017.json')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())['metrics']
+    assert 0 <= metrics['bbox_mAP'] <= 1
+    assert ('segm_mAP' in metrics) == (head == 'cascade')  # RetinaNet predicts no masks
+    results = json.loads((tmp_path / 'out' / 'detections.json').read_text())
+    assert results and ('segmentation' in results[0]) == (head == 'cascade')
 
 
 def test_openvino_int8_is_made_as_an_ir_artifact_and_run_from_it(deployed, tmp_path):
@@ -192,7 +269,8 @@ def test_box_decoding_and_anchors_are_mmdets():
     deltas = np.random.default_rng(4).normal(0, 2, (50, 4)).astype(np.float32)
     want = coder.decode(torch.from_numpy(priors), torch.from_numpy(deltas),
                         max_shape=(120, 150)).numpy()
-    got = B.decode(priors, deltas, [0.] * 4, [0.1, 0.1, 0.2, 0.2], (120, 150))
+    got = B.decode(priors, deltas, BoxCoder([0.] * 4, [0.1, 0.1, 0.2, 0.2], 16 / 1000),
+                   (120, 150))
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 

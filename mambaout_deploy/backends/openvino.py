@@ -21,8 +21,6 @@ from . import ONNX, Backend, BackendError, register
 
 #: the artifact int8 runs from: OpenVINO IR with int8 weights and activations
 INT8 = 'openvino_ir_int8'
-#: the graph int8 quantises, by task
-QUANTISED = {'detection': 'dense', 'segmentation': 'segmentor'}
 
 
 def openvino_core():
@@ -87,7 +85,7 @@ class OpenVino(Backend):
             raise BackendError('int8 quantisation needs OpenVINO and NNCF: pip install openvino '
                                'nncf') from err
         manifest = read_manifest(folder)
-        name = QUANTISED[manifest.task]
+        name = manifest.backbone_graph
         model = ov.Core().read_model(os.path.join(folder, manifest.graphs[name]))
         tensors = [prepare(read_image(p), manifest.preprocess).tensor for p in images[:subset]]
         quantised = nncf.quantize(model, nncf.Dataset(tensors), subset_size=len(tensors),

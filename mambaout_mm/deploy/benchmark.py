@@ -108,8 +108,8 @@ def gemm_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
 
 
 def accuracy(predict: Callable, manifest, images: list[str], labels: str) -> dict:
-    """COCO segm/bbox AP (``labels`` an annotation file) or mIoU (a label-map folder) of
-    ``predict`` on ``images``, as percentages."""
+    """COCO segm (where predicted) and bbox AP (``labels`` an annotation file) or mIoU (a
+    label-map folder) of ``predict`` on ``images``, as percentages."""
     from mambaout_deploy.evaluate import CocoAnnotations, LabelMapScore
     from mambaout_deploy.image import read_image
     from mambaout_deploy.outputs import coco_results
@@ -120,7 +120,8 @@ def accuracy(predict: Callable, manifest, images: list[str], labels: str) -> dic
             results += coco_results(predict(read_image(path)), coco.image_id(path),
                                     coco.category_ids)
         metrics = coco.evaluate(results)
-        return dict(segm_AP=100 * metrics['segm_mAP'], bbox_AP=100 * metrics['bbox_mAP'])
+        return {f'{kind}_AP': 100 * metrics[f'{kind}_mAP'] for kind in ('segm', 'bbox')
+                if f'{kind}_mAP' in metrics}
     score = LabelMapScore(labels, len(manifest.classes), manifest.segmentation.reduce_zero_label)
     for path in images:
         score.add(path, predict(read_image(path)))

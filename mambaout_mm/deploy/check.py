@@ -57,7 +57,7 @@ class ToolboxInference:
     def __call__(self, image: str | np.ndarray):
         from mmengine.dataset import pseudo_collate
 
-        from mambaout_deploy.detector import Detections
+        from mambaout_deploy.detections import Detections
         inputs = dict(img=image) if self.from_array else dict(img_path=image)
         with torch.inference_mode():
             sample = self.model.test_step(pseudo_collate([self.pipeline(
@@ -65,7 +65,8 @@ class ToolboxInference:
         if hasattr(sample, 'pred_sem_seg'):
             return sample.pred_sem_seg.data[0].numpy()
         p = sample.pred_instances
-        return Detections(p.bboxes.numpy(), p.scores.numpy(), p.labels.numpy(), p.masks.numpy())
+        return Detections(p.bboxes.numpy(), p.scores.numpy(), p.labels.numpy(),
+                          p.masks.numpy() if 'masks' in p else None)
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -88,7 +89,7 @@ def compare_detections(reference, ours, threshold: float, image: str) -> ImageCh
         j = min(candidates, key=lambda j: np.abs(ours.boxes[j] - r_boxes[i]).max())
         unmatched.discard(j)
         box, score = np.abs(ours.boxes[j] - r_boxes[i]).max(), abs(ours.scores[j] - r_scores[i])
-        iou = mask_iou(ours.masks[j], r_masks[i])
+        iou = 1.0 if r_masks is None else mask_iou(ours.masks[j], r_masks[i])
         w = result.worst
         w.update(box_px=max(w['box_px'], float(box)), score=max(w['score'], float(score)),
                  mask_iou=min(w['mask_iou'], iou))

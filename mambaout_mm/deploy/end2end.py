@@ -1,16 +1,22 @@
-"""A trained Mask R-CNN or UperNet as a deployable folder: ONNX graphs plus ``manifest.json``
+"""A trained model as a deployable folder: ONNX graphs plus ``manifest.json``
 (:class:`mambaout_deploy.manifest.Manifest`, read by the torch-free deployment runtime
-:mod:`mambaout_deploy`), made by ``tools/export_onnx.py --part end2end``.
+:mod:`mambaout_deploy`), made by ``tools/export_onnx.py --part end2end``. The heads
+(:data:`mambaout_deploy.manifest.HEADS`):
 
-The segmentor is one graph: normalised image -> class logits at the input size (its pyramid
-pooling rewritten as pooling matrices computed from the input size, so one graph serves every
-size). The detector is three graphs around two data-dependent steps: ``dense`` (normalised,
-padded image -> FPN maps, RPN objectness and deltas), ``box_head`` (FPN maps, proposals -> class
-scores and box deltas) and ``mask_head`` (FPN maps, detections -> mask logits). Proposal
-selection, NMS and mask pasting run in the runtime (numpy, :mod:`mambaout_deploy.boxes`): their
-output sizes depend on the data, which torch.export can only bound, and mmdet computes them with
-mmcv's ops, which have no ONNX form in the dynamo exporter. RoIAlign is in the graphs (ONNX
-``RoiAlign``, half-pixel, as mmcv's ``aligned=True``).
+- ``upernet``: one graph, normalised image -> class logits at the input size (its pyramid
+  pooling rewritten as pooling matrices computed from the input size, so one graph serves every
+  size).
+- ``rcnn``, Mask R-CNN and Cascade Mask R-CNN: graphs around the data-dependent steps: ``dense``
+  (normalised, padded image -> FPN maps, RPN objectness and deltas), and per stage ``box_head{i}``
+  (FPN maps, boxes -> class scores and box deltas) and ``mask_head{i}`` (FPN maps, detections ->
+  mask logits). RoIAlign is in the graphs (ONNX ``RoiAlign``, half-pixel, as mmcv's
+  ``aligned=True``).
+- ``retinanet``: one ``dense`` graph (image -> class scores and box deltas per level).
+
+Proposal and top-k selection, NMS, a cascade's refinement and mask pasting run in the runtime
+(numpy, :mod:`mambaout_deploy.boxes`): their output sizes depend on the data, which torch.export
+can only bound, and mmdet computes them with mmcv's ops, which have no ONNX form in the dynamo
+exporter.
 """
 from __future__ import annotations
 
@@ -22,17 +28,27 @@ import torch
 from torch import nn
 
 from mambaout_deploy.manifest import (
-    Detection,
+    Anchors,
+    BoxCoder,
     Manifest,
     Preprocess,
     Rcnn,
+    RetinaNet,
+    RoiStage,
     Rpn,
     Segmentation,
     read_manifest,
     write_manifest,
 )
 
-from .onnx_export import DetectorDense, ExportError, SegmentorLogits, channel_flip, export_graph
+from .onnx_export import (
+    DENSE_HEADS,
+    DetectorDense,
+    ExportError,
+    SegmentorLogits,
+    channel_flip,
+    export_graph,
+)
 
 
 class AdaptiveAvgPool2dMatrix(nn.Module):
@@ -97,31 +113,74 @@ class RoIHeadGraph(nn.Module):
         return self.head(torch.cat(pooled))
 
 
+#: the RoI heads that export end to end, and the mask head of each stage
+ROI_HEADS, MASK_HEAD = ('StandardRoIHead', 'CascadeRoIHead'), 'FCNMaskHead'
+
+
+def stages(roi_head: nn.Module) -> list[tuple[nn.Module, nn.Module, nn.Module, nn.Module]]:
+    """(box extractor, box head, mask extractor, mask head) of each stage of a RoI head."""
+    if type(roi_head).__name__ == 'StandardRoIHead':
+        return [(roi_head.bbox_roi_extractor, roi_head.bbox_head, roi_head.mask_roi_extractor,
+                 roi_head.mask_head)]
+    return list(zip(roi_head.bbox_roi_extractor, roi_head.bbox_head,
+                    roi_head.mask_roi_extractor, roi_head.mask_head))
+
+
 def check_supported(model: nn.Module) -> str:
-    """'segmentation' or 'detection', or an error naming what exports end to end."""
+    """The model's head (:data:`mambaout_deploy.manifest.HEADS`), or an error naming what
+    exports end to end and why this model does not."""
     if hasattr(model, 'decode_head') and hasattr(model, 'extract_feat'):
+        if type(model.decode_head).__name__ == 'Mask2FormerHead':
+            raise ExportError(MASK2FORMER)
         if getattr(model.decode_head, 'align_corners', False):
             raise ExportError('End-to-end export resizes logits with align_corners=False only.')
-        return 'segmentation'
+        return 'upernet'
+    kind = type(model).__name__
+    if type(getattr(model, 'bbox_head', None)).__name__ in DENSE_HEADS:
+        check_coders(model.bbox_head.bbox_coder)
+        check_nms(model.test_cfg.nms.type)
+        if not model.bbox_head.use_sigmoid_cls:
+            raise ExportError('End-to-end export takes RetinaNet with sigmoid class scores.')
+        return 'retinanet'
+    if kind in ('DINO', 'Mask2Former'):
+        raise ExportError(DINO if kind == 'DINO' else MASK2FORMER)
     roi_head = getattr(model, 'roi_head', None)
-    kinds = (type(getattr(model, 'rpn_head', None)).__name__, type(roi_head).__name__,
-             type(getattr(roi_head, 'mask_head', None)).__name__)
-    if kinds != ('RPNHead', 'StandardRoIHead', 'FCNMaskHead'):
+    kinds = (type(getattr(model, 'rpn_head', None)).__name__, type(roi_head).__name__)
+    if kinds[0] != 'RPNHead' or kinds[1] not in ROI_HEADS:
         raise ExportError(
-            f'End-to-end export takes UperNet-style segmentors and Mask R-CNN (RPNHead, '
-            f'StandardRoIHead, FCNMaskHead); this model has {", ".join(kinds)} (Cascade Mask '
-            f'R-CNN is not supported end to end). Export --part model or backbone instead.')
-    coders = (model.rpn_head.bbox_coder, roi_head.bbox_head.bbox_coder)
+            f'End-to-end export takes UperNet-style segmentors, Mask R-CNN and Cascade Mask R-CNN '
+            f'(RPNHead and {" or ".join(ROI_HEADS)}) and RetinaNet; this {kind} has '
+            f'{", ".join(kinds)}. Export --part model or backbone instead.')
+    if not getattr(roi_head, 'with_mask', False):
+        raise ExportError(f'End-to-end export takes {kind} with a mask head only.')
+    for _, box_head, _, mask_head in stages(roi_head):
+        if type(mask_head).__name__ != MASK_HEAD or mask_head.class_agnostic:
+            raise ExportError(f'End-to-end export takes class-specific {MASK_HEAD}s only; this '
+                              f'model has {type(mask_head).__name__}.')
+        check_coders(box_head.bbox_coder)
+    check_coders(model.rpn_head.bbox_coder)
+    check_nms(model.test_cfg.rpn.nms.type, model.test_cfg.rcnn.nms.type)
+    return 'rcnn'
+
+
+DINO = ('DINO does not export end to end yet: its deformable attention and query selection '
+        'have no exported form here. Export its backbone with --part backbone.')
+MASK2FORMER = ('Mask2Former does not export end to end yet: its deformable-attention pixel '
+               'decoder and masked attention have no exported form here. Export its backbone '
+               'with --part backbone.')
+
+
+def check_coders(*coders) -> None:
     if any(type(c).__name__ != 'DeltaXYWHBBoxCoder' or c.add_ctr_clamp or not c.clip_border
            for c in coders):
         raise ExportError('End-to-end export decodes boxes as DeltaXYWHBBoxCoder with '
                           'clip_border=True and add_ctr_clamp=False only.')
-    nms = {model.test_cfg.rpn.nms.type, model.test_cfg.rcnn.nms.type}
-    if nms != {'nms'}:
-        raise ExportError(f'End-to-end export runs plain NMS only; the config asks for {nms}.')
-    if roi_head.bbox_head.reg_class_agnostic or roi_head.mask_head.class_agnostic:
-        raise ExportError('End-to-end export takes class-specific box and mask heads only.')
-    return 'detection'
+
+
+def check_nms(*kinds: str) -> None:
+    if set(kinds) != {'nms'}:
+        raise ExportError(f'End-to-end export runs plain NMS only; the config asks for '
+                          f'{set(kinds)}.')
 
 
 def preprocess_settings(cfg, model: nn.Module) -> Preprocess:
@@ -146,75 +205,109 @@ def classes(cfg) -> list[str]:
     return list(toolbox_registry(cfg, 'DATASETS').get(dataset['type']).METAINFO['classes'])
 
 
-def coder(c) -> dict:
-    """The delta coder's settings; the heads decode with ``decode``'s default ratio clip."""
+def coder(c) -> BoxCoder:
+    """A delta coder's settings; the heads decode with ``decode``'s default ratio clip."""
     import inspect
     clip = inspect.signature(type(c).decode).parameters['wh_ratio_clip'].default
-    return dict(means=[float(v) for v in c.means], stds=[float(v) for v in c.stds],
-                wh_ratio_clip=float(clip))
+    return BoxCoder(means=[float(v) for v in c.means], stds=[float(v) for v in c.stds],
+                    wh_ratio_clip=float(clip))
+
+
+def anchors(generator) -> Anchors:
+    return Anchors(strides=[float(s[0]) for s in generator.strides],
+                   base_anchors=[a.tolist() for a in generator.base_anchors])
 
 
 def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
                    source: dict) -> Manifest:
     """Write the graphs and the manifest of ``model`` into ``folder``; the manifest."""
-    task = check_supported(model)
+    head = check_supported(model)
     os.makedirs(folder, exist_ok=True)
     model = model.eval().float()
+    names = classes(cfg)
+    predicted = (getattr(model, 'decode_head', None) or getattr(model, 'bbox_head', None)
+                 or stages(model.roi_head)[-1][1]).num_classes
+    if len(names) != predicted:
+        raise ExportError(f'The dataset names {len(names)} classes and the model predicts '
+                          f'{predicted}: set the metainfo classes of the test dataset (or the '
+                          f'head\'s num_classes) so that they agree.')
     h, w = shape
     image = torch.randn(1, 3, h, w)
-    common = dict(task=task, classes=classes(cfg), preprocess=preprocess_settings(cfg, model),
+    common = dict(head=head, classes=names, preprocess=preprocess_settings(cfg, model),
                   source=dict(source, torch=torch.__version__,
                               exported=datetime.date.today().isoformat()))
-    if task == 'segmentation':
+    if head == 'upernet':
         graph = SegmentorLogits(with_size_free_pooling(model), normalize=False)
         export_graph(graph, dict(image=image),
                      os.path.join(folder, 'segmentor.onnx'), dict(image=(2, 3)))
-        manifest = Manifest(**common, graphs=dict(segmentor='segmentor.onnx'),
+        manifest = Manifest(task='segmentation', **common,
+                            graphs=dict(segmentor='segmentor.onnx'),
                             segmentation=Segmentation(reduce_zero_label=bool(
                                 cfg.test_dataloader.dataset.get('reduce_zero_label', False))))
     else:
-        manifest = Manifest(**common, **export_detector(model, folder, image))
+        export = export_rcnn if head == 'rcnn' else export_retinanet
+        manifest = Manifest(task='detection', **common, **export(model, folder, image))
     write_manifest(folder, manifest)
     return read_manifest(folder)
 
 
-def export_detector(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
-    """The detector's graphs written; the manifest's ``graphs`` and ``detection``."""
-    roi_head, rpn_head = model.roi_head, model.rpn_head
+def export_dense(model: nn.Module, folder: str, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The detector's ``dense`` graph written; its outputs on ``image``."""
     dense = DetectorDense(model, normalize=False)
     export_graph(dense, dict(image=image), os.path.join(folder, 'dense.onnx'),
                  dict(image=(2, 3)))
     with torch.no_grad():
-        outputs = dense(image)
+        return dense(image)
+
+
+def export_retinanet(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
+    """RetinaNet's graph written; the manifest's ``graphs`` and ``retinanet``."""
+    export_dense(model, folder, image)
+    head, test_cfg = model.bbox_head, model.test_cfg
+    return dict(graphs=dict(dense='dense.onnx'), retinanet=RetinaNet(
+        anchors=anchors(head.prior_generator), coder=coder(head.bbox_coder),
+        nms_pre=int(test_cfg.get('nms_pre', -1)), score_thr=float(test_cfg.get('score_thr', 0)),
+        min_bbox_size=float(test_cfg.get('min_bbox_size', -1)),
+        iou_threshold=float(test_cfg.nms.iou_threshold), max_per_img=int(test_cfg.max_per_img)))
+
+
+def export_rcnn(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
+    """Mask R-CNN's or Cascade Mask R-CNN's graphs written; the manifest's ``graphs`` and
+    ``rcnn``."""
+    roi_head, rpn_head = model.roi_head, model.rpn_head
+    outputs = export_dense(model, folder, image)
     levels = len(rpn_head.prior_generator.strides)
     features = outputs[:len(outputs) - 2 * levels]
-    roi_levels = len(roi_head.bbox_roi_extractor.featmap_strides)
+    heads = stages(roi_head)
+    roi_levels = len(heads[0][0].featmap_strides)
     h, w = image.shape[2:]
     # 2, 3, 4, 5 boxes: distinct sizes, so the exporter keeps the four counts apart and free
     boxes = {f'boxes{i}': torch.tensor([[4. * j, 2. * j, w / (i + 1) - j, h / (i + 1)]
                                         for j in range(i + 2)]) for i in range(roi_levels)}
     feats = {f'feature{i}': f for i, f in enumerate(features[:roi_levels])}
     free = {name: (2, 3) for name in feats} | {name: (0,) for name in boxes}
-    for name, graph in (
-            ('box_head', RoIHeadGraph(roi_head.bbox_roi_extractor, roi_head.bbox_head)),
-            ('mask_head', RoIHeadGraph(roi_head.mask_roi_extractor, roi_head.mask_head))):
-        export_graph(graph, dict(feats, **boxes), os.path.join(folder, f'{name}.onnx'), free)
-    gen = rpn_head.prior_generator
+    graphs = dict(dense='dense.onnx')
+    for i, (box_extractor, box_head, mask_extractor, mask_head) in enumerate(heads):
+        if (len(mask_extractor.featmap_strides) != roi_levels
+                or mask_extractor.finest_scale != box_extractor.finest_scale):
+            raise ExportError('End-to-end export maps RoIs to FPN levels one way for every RoI '
+                              'head (the same featmap_strides and finest_scale).')
+        for name, graph in ((f'box_head{i}', RoIHeadGraph(box_extractor, box_head)),
+                            (f'mask_head{i}', RoIHeadGraph(mask_extractor, mask_head))):
+            export_graph(graph, dict(feats, **boxes), os.path.join(folder, f'{name}.onnx'), free)
+            graphs[name] = f'{name}.onnx'
     test_cfg = model.test_cfg
-    return dict(
-        graphs=dict(dense='dense.onnx', box_head='box_head.onnx', mask_head='mask_head.onnx'),
-        detection=Detection(
-            features=len(features), roi_levels=roi_levels,
-            finest_scale=dict(box_head=float(roi_head.bbox_roi_extractor.finest_scale),
-                              mask_head=float(roi_head.mask_roi_extractor.finest_scale)),
-            rpn=Rpn(strides=[float(s[0]) for s in gen.strides],
-                    base_anchors=[a.tolist() for a in gen.base_anchors],
-                    nms_pre=int(test_cfg.rpn.nms_pre), max_per_img=int(test_cfg.rpn.max_per_img),
-                    iou_threshold=float(test_cfg.rpn.nms.iou_threshold),
-                    min_bbox_size=float(test_cfg.rpn.get('min_bbox_size', -1)),
-                    **coder(rpn_head.bbox_coder)),
-            rcnn=Rcnn(score_thr=float(test_cfg.rcnn.score_thr),
-                      iou_threshold=float(test_cfg.rcnn.nms.iou_threshold),
-                      max_per_img=int(test_cfg.rcnn.max_per_img),
-                      mask_thr_binary=float(test_cfg.rcnn.mask_thr_binary),
-                      **coder(roi_head.bbox_head.bbox_coder))))
+    return dict(graphs=graphs, rcnn=Rcnn(
+        features=len(features), roi_levels=roi_levels,
+        rpn=Rpn(anchors=anchors(rpn_head.prior_generator), coder=coder(rpn_head.bbox_coder),
+                nms_pre=int(test_cfg.rpn.nms_pre), max_per_img=int(test_cfg.rpn.max_per_img),
+                iou_threshold=float(test_cfg.rpn.nms.iou_threshold),
+                min_bbox_size=float(test_cfg.rpn.get('min_bbox_size', -1))),
+        stages=[RoiStage(coder=coder(box_head.bbox_coder),
+                         class_agnostic=bool(box_head.reg_class_agnostic),
+                         finest_scale=float(box_extractor.finest_scale))
+                for box_extractor, box_head, _, _ in heads],
+        score_thr=float(test_cfg.rcnn.score_thr),
+        iou_threshold=float(test_cfg.rcnn.nms.iou_threshold),
+        max_per_img=int(test_cfg.rcnn.max_per_img),
+        mask_thr_binary=float(test_cfg.rcnn.mask_thr_binary)))

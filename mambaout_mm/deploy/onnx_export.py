@@ -1,8 +1,9 @@
 """A config's network as an ONNX graph, checked in ONNX Runtime against PyTorch.
 
 What exports (``PARTS``): the backbone alone; a segmentor end to end (image in, per-pixel class
-logits out, normalisation included); a two-stage detector's dense part (image in, FPN maps and the
-RPN's per-level objectness and box deltas out). Proposals, RoIAlign and NMS stay in PyTorch/mmcv.
+logits out, normalisation included); a detector's dense part (image in; out, a two-stage one's FPN
+maps and its RPN's per-level objectness and box deltas, a one-stage one's per-level class scores
+and box deltas). Proposals, RoIAlign and NMS stay in PyTorch/mmcv.
 The exporter is torch's dynamo-based one (``torch.onnx.export(dynamo=True)``): it traces the
 block's reference formula (the CPU kernels step aside under it) and handles mmseg's pyramid pooling,
 which the TorchScript exporter rejects.
@@ -20,6 +21,8 @@ from ..utils.errors import UserError
 
 OPSET = 18  # the dynamo exporter's lowest; LayerNormalization is one ONNX node since 17
 PARTS = ('backbone', 'model')
+#: one-stage heads whose forward is (class scores, box deltas) per level
+DENSE_HEADS = ('RetinaHead',)
 
 
 class ExportError(UserError, RuntimeError):
@@ -65,18 +68,23 @@ class SegmentorLogits(nn.Module):
 
 class DetectorDense(nn.Module):
     """Image (N, 3, H, W, 0-255, as loaded; normalised and padded already with
-    ``normalize=False``; H, W multiples of 32) -> FPN maps, then the RPN's objectness and box
-    deltas per level."""
+    ``normalize=False``; H, W multiples of 32) -> a two-stage detector's FPN maps, then its RPN's
+    objectness and box deltas per level; a one-stage detector's (RetinaNet's) class scores, then
+    its box deltas, per level."""
 
     def __init__(self, detector: nn.Module, normalize: bool = True) -> None:
         super().__init__()
         self.normalize = Normalize(detector.data_preprocessor) if normalize else nn.Identity()
         self.detector = detector
+        self.two_stage = bool(getattr(detector, 'with_rpn', False))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         features = self.detector.extract_feat(self.normalize(image))
-        scores, deltas = self.detector.rpn_head(features)
-        return (*features, *scores, *deltas)
+        if self.two_stage:
+            scores, deltas = self.detector.rpn_head(features)
+            return (*features, *scores, *deltas)
+        scores, deltas = self.detector.bbox_head(features)
+        return (*scores, *deltas)
 
 
 def network(model: nn.Module, part: str) -> nn.Module:
@@ -89,10 +97,12 @@ def network(model: nn.Module, part: str) -> nn.Module:
         return SegmentorLogits(model)
     if getattr(model, 'with_rpn', False) and hasattr(model, 'roi_head'):
         return DetectorDense(model)
+    if type(getattr(model, 'bbox_head', None)).__name__ in DENSE_HEADS:
+        return DetectorDense(model)
     raise ExportError(
         f'{type(model).__name__} is not exported whole: supported are segmentors with a decode '
-        f'head (UperNet, ...) and two-stage detectors with an RPN (their dense part). Export its '
-        f'backbone with --part backbone.')
+        f'head (UperNet, ...), two-stage detectors with an RPN (their dense part) and one-stage '
+        f'detectors with {", ".join(DENSE_HEADS)}. Export its backbone with --part backbone.')
 
 
 def dynamo_exporter() -> bool:
