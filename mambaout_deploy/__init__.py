@@ -9,12 +9,14 @@ mmdet or mmseg.
 A deployed model is a folder: ``manifest.json`` (the config's test-time pre- and post-processing,
 the classes, the graphs: :mod:`.manifest`) and its ONNX graphs. Pre-processing is :mod:`.image`,
 the backends and their registry :mod:`.backends`, box and mask post-processing :mod:`.boxes`, the
-models by head (:data:`MODELS`): :mod:`.rcnn`, :mod:`.retinanet`, :mod:`.segmentor`, what
-detectors return :mod:`.detections`, files written :mod:`.outputs`, accuracy :mod:`.evaluate`.
+models by head (:data:`MODELS`): :mod:`.rcnn`, :mod:`.retinanet`, :mod:`.dino`,
+:mod:`.segmentor`, what detectors return :mod:`.detections`, files written :mod:`.outputs`,
+accuracy :mod:`.evaluate`.
 ``pip install ./packaging/mambaout-deploy`` installs this package alone.
 """
 from __future__ import annotations
 
+from .dino import DinoDetector
 from .manifest import read_manifest
 from .rcnn import RcnnDetector
 from .retinanet import RetinaNetDetector
@@ -23,7 +25,8 @@ from .segmentor import Segmentor
 __all__ = ['load', 'MODELS']
 
 #: the runtime's model for each head of the manifest
-MODELS = {'rcnn': RcnnDetector, 'retinanet': RetinaNetDetector, 'upernet': Segmentor}
+MODELS = {'rcnn': RcnnDetector, 'retinanet': RetinaNetDetector, 'dino': DinoDetector,
+          'segmentor': Segmentor}
 
 
 def load(folder: str, backend: str = 'onnxruntime', threads: int | None = None,

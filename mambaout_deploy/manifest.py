@@ -10,14 +10,15 @@ reads. A field is added here, once; the JSON follows the dataclasses, nested as 
 - ``preprocess``: :class:`Preprocess`, the test pipeline's resize, normalisation and padding
 - ``rcnn``: :class:`Rcnn`, Mask R-CNN's and Cascade Mask R-CNN's settings between their graphs
 - ``retinanet``: :class:`RetinaNet`, the dense detector's anchors, top-k and NMS
+- ``dino``: :class:`Dino`, the query detector's top-k
 - ``segmentation``: :class:`Segmentation`, every segmentation head's
 - ``artifacts``: files a backend made from the graphs, by kind, graph name -> file (for example
   ``openvino_ir_int8``: the int8 OpenVINO IR of the backbone's graph; see
   :mod:`mambaout_deploy.backends`)
 - ``source``: what made it: ``config``, ``checkpoint``, ``torch`` (version), ``exported`` (date)
 
-A head's settings are the section named after it (``rcnn``, ``retinanet``); a manifest holds its
-head's section and no other.
+A head's settings are the section named after it (``rcnn``, ``retinanet``, ``dino``); a manifest
+holds its head's section and no other.
 """
 from __future__ import annotations
 
@@ -35,9 +36,12 @@ from .errors import DeployError
 VERSION = 3
 FILE = 'manifest.json'
 TASKS = ('detection', 'segmentation')
-#: head -> its task, and the graph that holds the backbone (the one int8 quantises)
+#: head -> its task, and the graph that holds the backbone (the one int8 quantises): ``rcnn``
+#: (Mask R-CNN, Cascade Mask R-CNN), ``retinanet``, ``dino`` (its one graph gives the last
+#: decoder layer's queries), ``segmentor`` (one graph of per-pixel class scores: UperNet,
+#: Mask2Former semantic)
 HEADS = {'rcnn': ('detection', 'dense'), 'retinanet': ('detection', 'dense'),
-         'upernet': ('segmentation', 'segmentor')}
+         'dino': ('detection', 'detector'), 'segmentor': ('segmentation', 'segmentor')}
 EXPORT = '`tools/export_onnx.py CONFIG CHECKPOINT --part end2end --out FOLDER`'
 
 
@@ -119,6 +123,13 @@ class RetinaNet:
 
 
 @dataclass
+class Dino:
+    """mmdet's ``DINOHead`` at test time (sigmoid scores): the ``max_per_img`` best of queries x
+    classes."""
+    max_per_img: int
+
+
+@dataclass
 class Segmentation:
     reduce_zero_label: bool     # the dataset's: label 0 ignored and the rest shifted, for --eval
 
@@ -132,6 +143,7 @@ class Manifest:
     preprocess: Preprocess
     rcnn: Optional[Rcnn] = None
     retinanet: Optional[RetinaNet] = None
+    dino: Optional[Dino] = None
     segmentation: Optional[Segmentation] = None
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)
     source: dict[str, Optional[str]] = field(default_factory=dict)
@@ -205,7 +217,7 @@ class Manifest:
 
 
 #: the optional sections, one per head that has settings, and the segmentation task's
-SECTIONS = ('rcnn', 'retinanet', 'segmentation')
+SECTIONS = ('rcnn', 'retinanet', 'dino', 'segmentation')
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

@@ -1,4 +1,5 @@
-"""UperNet from image to label map, as mmseg's whole-image ``predict`` computes it."""
+"""A segmentor whose graph gives per-pixel class scores at its input's size (UperNet, Mask2Former
+semantic) from image to label map, as mmseg's whole-image ``predict`` computes it."""
 from __future__ import annotations
 
 import cv2

@@ -20,7 +20,7 @@ from mambaout_deploy.cli import main, parse_args
 
 def segmentation_manifest(**changes) -> M.Manifest:
     return M.Manifest(**{**dict(
-        task='segmentation', head='upernet', classes=['background', 'circle', 'square'],
+        task='segmentation', head='segmentor', classes=['background', 'circle', 'square'],
         graphs=dict(segmentor='segmentor.onnx'),
         preprocess=M.Preprocess(scale=[64, 48], keep_ratio=False, mean=[1.0, 2.0, 3.0],
                                 std=[4.0, 5.0, 6.0], to_rgb=True, pad_size_divisor=32),

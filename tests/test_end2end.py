@@ -113,7 +113,8 @@ def noise_images(folder) -> str:
 
 @pytest.fixture(scope='module')
 def deployed_heads(tmp_path_factory):
-    """Cascade Mask R-CNN and RetinaNet exported (random weights), checked on textured images."""
+    """Cascade Mask R-CNN, RetinaNet, DINO and Mask2Former (semantic) exported (random weights),
+    checked on textured images (DINO's every query x class: its random class scores are ~0.01)."""
     if not dynamo_exporter():
         pytest.skip('needs the dynamo exporter (torch >= 2.6)')
     root = tmp_path_factory.mktemp('heads')
@@ -122,24 +123,33 @@ def deployed_heads(tmp_path_factory):
         base=config('retinanet/retinanet_mambaout_femto_shapes.py')))
     check = ('--score-thr', '0.05', '--check-images', images)
     procs = {'cascade': export(CASCADE[0], root / 'cascade', *check, *CASCADE[1:]),
-             'retinanet': export(str(root / 'retinanet.py'), root / 'retinanet', *check)}
+             'retinanet': export(str(root / 'retinanet.py'), root / 'retinanet', *check),
+             'dino': export(config('dino/dino_mambaout_femto_shapes.py'), root / 'dino',
+                            '--score-thr', '0', '--check-images', images,
+                            '--cfg-options', 'model.test_cfg.max_per_img=200'),
+             'mask2former': export(config('mask2former/mask2former_mambaout_femto_shapes.py'),
+                                   root / 'mask2former', '--check-images', images)}
     return root, procs
 
 
-@pytest.mark.parametrize('head,graphs', [
-    ('cascade', ['dense', *(f'{h}{i}' for i in range(3) for h in ('box_head', 'mask_head'))]),
-    ('retinanet', ['dense'])])
-def test_cascade_and_retinanet_export_whole_and_agree_with_mmdet(deployed_heads, head, graphs):
+@pytest.mark.parametrize('model,head,graphs', [
+    ('cascade', 'rcnn',
+     ['dense', *(f'{h}{i}' for i in range(3) for h in ('box_head', 'mask_head'))]),
+    ('retinanet', 'retinanet', ['dense']),
+    ('dino', 'dino', ['detector']),
+    ('mask2former', 'segmentor', ['segmentor'])])
+def test_every_head_exports_whole_and_agrees_with_its_toolbox(deployed_heads, model, head,
+                                                               graphs):
     root, procs = deployed_heads
-    proc = procs[head]
+    proc = procs[model]
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 'deployed model agrees with mmdet on 3 images (' in proc.stdout
+    toolbox = 'mmseg' if head == 'segmentor' else 'mmdet'
+    assert f'deployed model agrees with {toolbox} on 3 images (' in proc.stdout
     compared = [int(n) for n in re.findall(r'jpg: (\d+) compared', proc.stdout)]
     assert len(compared) == 3 and min(compared) > 0
-    manifest = json.loads((root / head / 'manifest.json').read_text())
-    assert list(manifest['graphs']) == graphs
-    assert manifest['head'] == ('rcnn' if head == 'cascade' else head)
-    if head == 'cascade':  # each stage's own coder, as the config's three box heads
+    manifest = json.loads((root / model / 'manifest.json').read_text())
+    assert list(manifest['graphs']) == graphs and manifest['head'] == head
+    if model == 'cascade':  # each stage's own coder, as the config's three box heads
         assert [s['coder']['stds'] for s in manifest['rcnn']['stages']] == [
             [0.1, 0.1, 0.2, 0.2], [0.05, 0.05, 0.1, 0.1], [0.033, 0.033, 0.067, 0.067]]
 
@@ -195,9 +205,8 @@ def test_the_runtime_runs_where_torch_cannot_be_imported(deployed, tmp_path):
     assert len(list((tmp_path / 'seg').glob('ADE_val_*[0-9].png'))) == 2
 
 
-@pytest.mark.parametrize('head', ['cascade', 'retinanet'])
-def test_cascade_and_retinanet_run_where_torch_cannot_be_imported(deployed_heads, head,
-                                                                  tmp_path):
+@pytest.mark.parametrize('head', ['cascade', 'retinanet', 'dino'])
+def test_every_detector_runs_where_torch_cannot_be_imported(deployed_heads, head, tmp_path):
     from mambaout_mm.datasets import make_coco_shapes
     root, procs = deployed_heads
     assert procs[head].returncode == 0
@@ -210,6 +219,26 @@ def test_cascade_and_retinanet_run_where_torch_cannot_be_imported(deployed_heads
     assert ('segm_mAP' in metrics) == (head == 'cascade')  # RetinaNet predicts no masks
     results = json.loads((tmp_path / 'out' / 'detections.json').read_text())
     assert results and ('segmentation' in results[0]) == (head == 'cascade')
+
+
+def test_mask2former_semantic_runs_where_torch_cannot_be_imported(deployed_heads, tmp_path):
+    from mambaout_mm.datasets import make_ade_shapes
+    root, procs = deployed_heads
+    assert procs['mask2former'].returncode == 0
+    ade = make_ade_shapes(tmp_path / 'ade', num_train=1, num_val=2)['root']
+    proc = run_runtime(str(root / 'mask2former'), f'{ade}/images/validation', '--out',
+                       str(tmp_path / 'out'), '--eval', f'{ade}/annotations/validation')
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 0 <= json.loads((tmp_path / 'out' / 'metrics.json').read_text())['metrics'][
+        'mIoU'] <= 1
+
+
+def test_mask2former_instance_is_refused_naming_what_is_missing(tmp_path):
+    proc = export(config('mask2former/mask2former_mambaout_femto_shapes_instance.py'),
+                  tmp_path / 'm')
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert 'no MaskFormerFusionHead post-processing' in proc.stderr
+    assert 'Traceback' not in proc.stderr
 
 
 def test_openvino_int8_is_made_as_an_ir_artifact_and_run_from_it(deployed, tmp_path):

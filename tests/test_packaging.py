@@ -207,4 +207,4 @@ def test_the_deployment_runtime_wheel_holds_it_alone_and_needs_no_torch(wheel, t
     assert not required & {'torch', 'mmcv', 'mmdet', 'mmsegmentation', 'mmengine'}
     # the main wheel ships it too, for users of the whole toolbox
     with zipfile.ZipFile(wheel) as archive:
-        assert 'mambaout_deploy/detector.py' in archive.namelist()
+        assert 'mambaout_deploy/rcnn.py' in archive.namelist()

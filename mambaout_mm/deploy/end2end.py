@@ -3,15 +3,18 @@
 :mod:`mambaout_deploy`), made by ``tools/export_onnx.py --part end2end``. The heads
 (:data:`mambaout_deploy.manifest.HEADS`):
 
-- ``upernet``: one graph, normalised image -> class logits at the input size (its pyramid
-  pooling rewritten as pooling matrices computed from the input size, so one graph serves every
-  size).
+- ``segmentor``: one graph, normalised image -> class scores at the input size: UperNet (its
+  pyramid pooling rewritten as pooling matrices computed from the input size, so one graph serves
+  every size) and Mask2Former's semantic head (the class scores as mmseg computes them from the
+  queries, :mod:`.query_heads`).
 - ``rcnn``, Mask R-CNN and Cascade Mask R-CNN: graphs around the data-dependent steps: ``dense``
   (normalised, padded image -> FPN maps, RPN objectness and deltas), and per stage ``box_head{i}``
   (FPN maps, boxes -> class scores and box deltas) and ``mask_head{i}`` (FPN maps, detections ->
   mask logits). RoIAlign is in the graphs (ONNX ``RoiAlign``, half-pixel, as mmcv's
   ``aligned=True``).
 - ``retinanet``: one ``dense`` graph (image -> class scores and box deltas per level).
+- ``dino``: one ``detector`` graph (image -> the last decoder layer's class logits and boxes;
+  :mod:`.query_heads` makes its deformable attention free in height and width).
 
 Proposal and top-k selection, NMS, a cascade's refinement and mask pasting run in the runtime
 (numpy, :mod:`mambaout_deploy.boxes`): their output sizes depend on the data, which torch.export
@@ -30,6 +33,7 @@ from torch import nn
 from mambaout_deploy.manifest import (
     Anchors,
     BoxCoder,
+    Dino,
     Manifest,
     Preprocess,
     Rcnn,
@@ -49,6 +53,7 @@ from .onnx_export import (
     channel_flip,
     export_graph,
 )
+from .query_heads import DinoQueries, Mask2FormerSemantic
 
 
 class AdaptiveAvgPool2dMatrix(nn.Module):
@@ -130,11 +135,9 @@ def check_supported(model: nn.Module) -> str:
     """The model's head (:data:`mambaout_deploy.manifest.HEADS`), or an error naming what
     exports end to end and why this model does not."""
     if hasattr(model, 'decode_head') and hasattr(model, 'extract_feat'):
-        if type(model.decode_head).__name__ == 'Mask2FormerHead':
-            raise ExportError(MASK2FORMER)
         if getattr(model.decode_head, 'align_corners', False):
             raise ExportError('End-to-end export resizes logits with align_corners=False only.')
-        return 'upernet'
+        return 'segmentor'
     kind = type(model).__name__
     if type(getattr(model, 'bbox_head', None)).__name__ in DENSE_HEADS:
         check_coders(model.bbox_head.bbox_coder)
@@ -142,8 +145,12 @@ def check_supported(model: nn.Module) -> str:
         if not model.bbox_head.use_sigmoid_cls:
             raise ExportError('End-to-end export takes RetinaNet with sigmoid class scores.')
         return 'retinanet'
-    if kind in ('DINO', 'Mask2Former'):
-        raise ExportError(DINO if kind == 'DINO' else MASK2FORMER)
+    if kind == 'DINO':
+        if not model.bbox_head.loss_cls.use_sigmoid:
+            raise ExportError('End-to-end export takes DINO with sigmoid class scores.')
+        return 'dino'
+    if kind == 'Mask2Former':
+        raise ExportError(MASK2FORMER)
     roi_head = getattr(model, 'roi_head', None)
     kinds = (type(getattr(model, 'rpn_head', None)).__name__, type(roi_head).__name__)
     if kinds[0] != 'RPNHead' or kinds[1] not in ROI_HEADS:
@@ -163,11 +170,10 @@ def check_supported(model: nn.Module) -> str:
     return 'rcnn'
 
 
-DINO = ('DINO does not export end to end yet: its deformable attention and query selection '
-        'have no exported form here. Export its backbone with --part backbone.')
-MASK2FORMER = ('Mask2Former does not export end to end yet: its deformable-attention pixel '
-               'decoder and masked attention have no exported form here. Export its backbone '
-               'with --part backbone.')
+MASK2FORMER = ('mmdet\'s Mask2Former (instance and panoptic) does not export end to end yet: '
+               'its graph exports (mambaout_mm/deploy/query_heads.py, Mask2FormerInstance), '
+               'but the runtime has no MaskFormerFusionHead post-processing. mmseg\'s '
+               '(semantic) Mask2Former does. Export its backbone with --part backbone.')
 
 
 def check_coders(*coders) -> None:
@@ -236,8 +242,9 @@ def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
     common = dict(head=head, classes=names, preprocess=preprocess_settings(cfg, model),
                   source=dict(source, torch=torch.__version__,
                               exported=datetime.date.today().isoformat()))
-    if head == 'upernet':
-        graph = SegmentorLogits(with_size_free_pooling(model), normalize=False)
+    if head == 'segmentor':
+        graph = (Mask2FormerSemantic(model) if type(model.decode_head).__name__ == 'Mask2FormerHead'
+                 else SegmentorLogits(with_size_free_pooling(model), normalize=False))
         export_graph(graph, dict(image=image),
                      os.path.join(folder, 'segmentor.onnx'), dict(image=(2, 3)))
         manifest = Manifest(task='segmentation', **common,
@@ -245,7 +252,7 @@ def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
                             segmentation=Segmentation(reduce_zero_label=bool(
                                 cfg.test_dataloader.dataset.get('reduce_zero_label', False))))
     else:
-        export = export_rcnn if head == 'rcnn' else export_retinanet
+        export = dict(rcnn=export_rcnn, retinanet=export_retinanet, dino=export_dino)[head]
         manifest = Manifest(task='detection', **common, **export(model, folder, image))
     write_manifest(folder, manifest)
     return read_manifest(folder)
@@ -269,6 +276,14 @@ def export_retinanet(model: nn.Module, folder: str, image: torch.Tensor) -> dict
         nms_pre=int(test_cfg.get('nms_pre', -1)), score_thr=float(test_cfg.get('score_thr', 0)),
         min_bbox_size=float(test_cfg.get('min_bbox_size', -1)),
         iou_threshold=float(test_cfg.nms.iou_threshold), max_per_img=int(test_cfg.max_per_img)))
+
+
+def export_dino(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
+    """DINO's graph written; the manifest's ``graphs`` and ``dino``."""
+    export_graph(DinoQueries(model), dict(image=image), os.path.join(folder, 'detector.onnx'),
+                 dict(image=(2, 3)))
+    max_per_img = model.bbox_head.test_cfg.get('max_per_img', model.num_queries)
+    return dict(graphs=dict(detector='detector.onnx'), dino=Dino(max_per_img=int(max_per_img)))
 
 
 def export_rcnn(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
