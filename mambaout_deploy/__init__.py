@@ -10,14 +10,15 @@ A deployed model is a folder: ``manifest.json`` (the config's test-time pre- and
 the classes, the graphs: :mod:`.manifest`) and its ONNX graphs. Pre-processing is :mod:`.image`,
 the backends and their registry :mod:`.backends`, box and mask post-processing :mod:`.boxes`, the
 models by head (:data:`MODELS`): :mod:`.rcnn`, :mod:`.retinanet`, :mod:`.dino`,
-:mod:`.segmentor`, what detectors return :mod:`.detections`, files written :mod:`.outputs`,
-accuracy :mod:`.evaluate`.
+:mod:`.mask2former`, :mod:`.segmentor`, what detectors return :mod:`.detections`, files written
+:mod:`.outputs`, accuracy :mod:`.evaluate`.
 ``pip install ./packaging/mambaout-deploy`` installs this package alone.
 """
 from __future__ import annotations
 
 from .dino import DinoDetector
 from .manifest import read_manifest
+from .mask2former import Mask2FormerDetector
 from .rcnn import RcnnDetector
 from .retinanet import RetinaNetDetector
 from .segmentor import Segmentor
@@ -26,7 +27,7 @@ __all__ = ['load', 'MODELS']
 
 #: the runtime's model for each head of the manifest
 MODELS = {'rcnn': RcnnDetector, 'retinanet': RetinaNetDetector, 'dino': DinoDetector,
-          'segmentor': Segmentor}
+          'mask2former': Mask2FormerDetector, 'segmentor': Segmentor}
 
 
 def load(folder: str, backend: str = 'onnxruntime', threads: int | None = None,

@@ -54,6 +54,17 @@ def rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple[int, 
     return int(width * float(factor) + 0.5), int(height * float(factor) + 0.5)
 
 
+def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) float maps resized to ``size`` (h, w), bilinearly at pixel centres, as
+    ``F.interpolate(mode='bilinear', align_corners=False)``."""
+    h, w = size
+    if maps.shape[:2] == (h, w):
+        return maps
+    return np.concatenate(  # OpenCV resizes up to 512 channels at once
+        [cv2.resize(maps[..., i:i + 512], (w, h), interpolation=cv2.INTER_LINEAR)
+         .reshape(h, w, -1) for i in range(0, maps.shape[-1], 512)], axis=-1)
+
+
 @dataclass
 class Prepared:
     """The network's input and where it came from."""
@@ -64,8 +75,11 @@ class Prepared:
 
 
 def prepare(image: np.ndarray, pre: Preprocess) -> Prepared:
-    """Resize (``pre.scale``, keep ratio or not), flip BGR to RGB, normalise, pad."""
+    """Resize (``pre.scale``, keep ratio or not; in float32 with ``pre.to_float32``), flip BGR to
+    RGB, normalise, pad."""
     h, w = image.shape[:2]
+    if pre.to_float32:
+        image = image.astype(np.float32)
     if pre.keep_ratio:
         size = rescale_size(w, h, tuple(pre.scale))
     else:

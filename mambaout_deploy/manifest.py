@@ -11,14 +11,15 @@ reads. A field is added here, once; the JSON follows the dataclasses, nested as 
 - ``rcnn``: :class:`Rcnn`, Mask R-CNN's and Cascade Mask R-CNN's settings between their graphs
 - ``retinanet``: :class:`RetinaNet`, the dense detector's anchors, top-k and NMS
 - ``dino``: :class:`Dino`, the query detector's top-k
+- ``mask2former``: :class:`Mask2Former`, the instance head's top-k
 - ``segmentation``: :class:`Segmentation`, every segmentation head's
 - ``artifacts``: files a backend made from the graphs, by kind, graph name -> file (for example
   ``openvino_ir_int8``: the int8 OpenVINO IR of the backbone's graph; see
   :mod:`mambaout_deploy.backends`)
 - ``source``: what made it: ``config``, ``checkpoint``, ``torch`` (version), ``exported`` (date)
 
-A head's settings are the section named after it (``rcnn``, ``retinanet``, ``dino``); a manifest
-holds its head's section and no other.
+A head's settings are the section named after it (``rcnn``, ``retinanet``, ``dino``,
+``mask2former``); a manifest holds its head's section and no other.
 """
 from __future__ import annotations
 
@@ -38,10 +39,12 @@ FILE = 'manifest.json'
 TASKS = ('detection', 'segmentation')
 #: head -> its task, and the graph that holds the backbone (the one int8 quantises): ``rcnn``
 #: (Mask R-CNN, Cascade Mask R-CNN), ``retinanet``, ``dino`` (its one graph gives the last
-#: decoder layer's queries), ``segmentor`` (one graph of per-pixel class scores: UperNet,
+#: decoder layer's queries), ``mask2former`` (mmdet's, instances: its one graph gives the last
+#: layer's queries), ``segmentor`` (one graph of per-pixel class scores: UperNet,
 #: Mask2Former semantic)
 HEADS = {'rcnn': ('detection', 'dense'), 'retinanet': ('detection', 'dense'),
-         'dino': ('detection', 'detector'), 'segmentor': ('segmentation', 'segmentor')}
+         'dino': ('detection', 'detector'), 'mask2former': ('detection', 'detector'),
+         'segmentor': ('segmentation', 'segmentor')}
 EXPORT = '`tools/export_onnx.py CONFIG CHECKPOINT --part end2end --out FOLDER`'
 
 
@@ -58,6 +61,7 @@ class Preprocess:
     std: list[float]
     to_rgb: bool                # BGR (as OpenCV loads) to RGB before normalising
     pad_size_divisor: int = 1
+    to_float32: bool = False    # LoadImageFromFile's: resized in float32, not 8-bit
 
 
 @dataclass
@@ -130,6 +134,15 @@ class Dino:
 
 
 @dataclass
+class Mask2Former:
+    """mmdet's ``MaskFormerFusionHead.instance_postprocess``: the ``max_per_image`` best of
+    queries x classes (softmax without the no-object class), those of the first ``things``
+    classes kept."""
+    max_per_image: int
+    things: int
+
+
+@dataclass
 class Segmentation:
     reduce_zero_label: bool     # the dataset's: label 0 ignored and the rest shifted, for --eval
 
@@ -144,6 +157,7 @@ class Manifest:
     rcnn: Optional[Rcnn] = None
     retinanet: Optional[RetinaNet] = None
     dino: Optional[Dino] = None
+    mask2former: Optional[Mask2Former] = None
     segmentation: Optional[Segmentation] = None
     artifacts: dict[str, dict[str, str]] = field(default_factory=dict)
     source: dict[str, Optional[str]] = field(default_factory=dict)
@@ -217,7 +231,7 @@ class Manifest:
 
 
 #: the optional sections, one per head that has settings, and the segmentation task's
-SECTIONS = ('rcnn', 'retinanet', 'dino', 'segmentation')
+SECTIONS = ('rcnn', 'retinanet', 'dino', 'mask2former', 'segmentation')
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

@@ -2,11 +2,10 @@
 semantic) from image to label map, as mmseg's whole-image ``predict`` computes it."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from .backends import load_graphs
-from .image import prepare, read_image
+from .image import prepare, read_image, resize_maps
 from .manifest import Manifest
 
 
@@ -23,11 +22,7 @@ class Segmentor:
         x = prepare(image, self.manifest.preprocess)
         logits = self.graph(image=x.tensor)[0][0]
         rh, rw = x.image_shape
-        logits = logits[:, :rh, :rw].transpose(1, 2, 0)  # the padding cut, then H, W, K
-        h, w = x.original_shape
-        if (rh, rw) != (h, w):  # bilinear, half-pixel: F.interpolate(align_corners=False)
-            logits = np.concatenate(  # OpenCV resizes up to 512 channels at once
-                [cv2.resize(logits[..., i:i + 512], (w, h), interpolation=cv2.INTER_LINEAR)
-                 .reshape(h, w, -1) for i in range(0, logits.shape[-1], 512)], axis=-1)
+        # the padding cut, then H, W, K
+        logits = resize_maps(logits[:, :rh, :rw].transpose(1, 2, 0), x.original_shape)
         labels = logits.argmax(-1)
         return labels.astype(np.uint8 if len(self.classes) < 256 else np.int32)

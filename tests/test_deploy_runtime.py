@@ -67,15 +67,24 @@ def deployed_folder(tmp_path, manifest: M.Manifest):
     return tmp_path
 
 
+def query_manifest(head: str) -> M.Manifest:
+    section = M.Dino(max_per_img=100) if head == 'dino' else M.Mask2Former(100, things=2)
+    return M.Manifest(task='detection', head=head, classes=['circle', 'square'],
+                      graphs=dict(detector='detector.onnx'),
+                      preprocess=segmentation_manifest().preprocess, **{head: section})
+
+
 @pytest.mark.parametrize('make', [segmentation_manifest, detection_manifest,
-                                  lambda: detection_manifest(stages=3), retinanet_manifest])
+                                  lambda: detection_manifest(stages=3), retinanet_manifest,
+                                  lambda: query_manifest('dino'),
+                                  lambda: query_manifest('mask2former')])
 def test_the_manifest_written_is_the_manifest_read(make, tmp_path):
     manifest = make()
     assert M.read_manifest(str(deployed_folder(tmp_path, manifest))) == manifest
     assert M.Manifest.from_json(manifest.to_json()) == manifest
     data = json.loads((tmp_path / M.FILE).read_text())
     assert data['version'] == M.VERSION and data['task'] == manifest.task
-    assert {'rcnn', 'retinanet', 'segmentation'} & set(data) == (  # its head's section only
+    assert set(M.SECTIONS) & set(data) == (  # its head's section only
         {manifest.head} if manifest.task == 'detection' else {'segmentation'})
     assert set(manifest.graphs) == set(manifest.required_graphs())
 

@@ -113,8 +113,9 @@ def noise_images(folder) -> str:
 
 @pytest.fixture(scope='module')
 def deployed_heads(tmp_path_factory):
-    """Cascade Mask R-CNN, RetinaNet, DINO and Mask2Former (semantic) exported (random weights),
-    checked on textured images (DINO's every query x class: its random class scores are ~0.01)."""
+    """Cascade Mask R-CNN, RetinaNet, DINO and Mask2Former (semantic and instance) exported
+    (random weights), checked on textured images (DINO's and Mask2Former's every detection: their
+    random class scores are ~0.01 and ~0.2)."""
     if not dynamo_exporter():
         pytest.skip('needs the dynamo exporter (torch >= 2.6)')
     root = tmp_path_factory.mktemp('heads')
@@ -128,7 +129,10 @@ def deployed_heads(tmp_path_factory):
                             '--score-thr', '0', '--check-images', images,
                             '--cfg-options', 'model.test_cfg.max_per_img=200'),
              'mask2former': export(config('mask2former/mask2former_mambaout_femto_shapes.py'),
-                                   root / 'mask2former', '--check-images', images)}
+                                   root / 'mask2former', '--check-images', images),
+             'mask2former_instance': export(
+                 config('mask2former/mask2former_mambaout_femto_shapes_instance.py'),
+                 root / 'mask2former_instance', '--score-thr', '0', '--check-images', images)}
     return root, procs
 
 
@@ -137,7 +141,8 @@ def deployed_heads(tmp_path_factory):
      ['dense', *(f'{h}{i}' for i in range(3) for h in ('box_head', 'mask_head'))]),
     ('retinanet', 'retinanet', ['dense']),
     ('dino', 'dino', ['detector']),
-    ('mask2former', 'segmentor', ['segmentor'])])
+    ('mask2former', 'segmentor', ['segmentor']),
+    ('mask2former_instance', 'mask2former', ['detector'])])
 def test_every_head_exports_whole_and_agrees_with_its_toolbox(deployed_heads, model, head,
                                                                graphs):
     root, procs = deployed_heads
@@ -205,7 +210,7 @@ def test_the_runtime_runs_where_torch_cannot_be_imported(deployed, tmp_path):
     assert len(list((tmp_path / 'seg').glob('ADE_val_*[0-9].png'))) == 2
 
 
-@pytest.mark.parametrize('head', ['cascade', 'retinanet', 'dino'])
+@pytest.mark.parametrize('head', ['cascade', 'retinanet', 'dino', 'mask2former_instance'])
 def test_every_detector_runs_where_torch_cannot_be_imported(deployed_heads, head, tmp_path):
     from mambaout_mm.datasets import make_coco_shapes
     root, procs = deployed_heads
@@ -216,9 +221,10 @@ def test_every_detector_runs_where_torch_cannot_be_imported(deployed_heads, head
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())['metrics']
     assert 0 <= metrics['bbox_mAP'] <= 1
-    assert ('segm_mAP' in metrics) == (head == 'cascade')  # RetinaNet predicts no masks
+    masks = head in ('cascade', 'mask2former_instance')  # RetinaNet and DINO predict none
+    assert ('segm_mAP' in metrics) == masks
     results = json.loads((tmp_path / 'out' / 'detections.json').read_text())
-    assert results and ('segmentation' in results[0]) == (head == 'cascade')
+    assert results and ('segmentation' in results[0]) == masks
 
 
 def test_mask2former_semantic_runs_where_torch_cannot_be_imported(deployed_heads, tmp_path):
@@ -233,11 +239,11 @@ def test_mask2former_semantic_runs_where_torch_cannot_be_imported(deployed_heads
         'mIoU'] <= 1
 
 
-def test_mask2former_instance_is_refused_naming_what_is_missing(tmp_path):
+def test_mask2former_panoptic_is_refused_naming_what_to_set(tmp_path):
     proc = export(config('mask2former/mask2former_mambaout_femto_shapes_instance.py'),
-                  tmp_path / 'm')
+                  tmp_path / 'm', '--cfg-options', 'model.test_cfg.panoptic_on=True')
     assert proc.returncode == 1, proc.stderr[-2000:]
-    assert 'no MaskFormerFusionHead post-processing' in proc.stderr
+    assert 'with instance results only' in proc.stderr and 'panoptic_on=False' in proc.stderr
     assert 'Traceback' not in proc.stderr
 
 

@@ -86,7 +86,10 @@ def compare_detections(reference, ours, threshold: float, image: str) -> ImageCh
                 result.problems.append(f'{image}: mmdet detection {i} ({r_labels[i]}, score '
                                        f'{r_scores[i]:.4f}) has no match')
             continue
-        j = min(candidates, key=lambda j: np.abs(ours.boxes[j] - r_boxes[i]).max())
+        # the nearest box; among boxes within the tolerance (masks' extents are often the
+        # same box: Mask2Former's), the nearest score
+        j = min(candidates, key=lambda j: (max(np.abs(ours.boxes[j] - r_boxes[i]).max(), BOX_PX),
+                                           abs(ours.scores[j] - r_scores[i])))
         unmatched.discard(j)
         box, score = np.abs(ours.boxes[j] - r_boxes[i]).max(), abs(ours.scores[j] - r_scores[i])
         iou = 1.0 if r_masks is None else mask_iou(ours.masks[j], r_masks[i])

@@ -15,6 +15,8 @@
 - ``retinanet``: one ``dense`` graph (image -> class scores and box deltas per level).
 - ``dino``: one ``detector`` graph (image -> the last decoder layer's class logits and boxes;
   :mod:`.query_heads` makes its deformable attention free in height and width).
+- ``mask2former`` (mmdet's, instances): one ``detector`` graph (image -> the last layer's class
+  logits and mask logits at the padded input's size, :mod:`.query_heads`).
 
 Proposal and top-k selection, NMS, a cascade's refinement and mask pasting run in the runtime
 (numpy, :mod:`mambaout_deploy.boxes`): their output sizes depend on the data, which torch.export
@@ -35,6 +37,7 @@ from mambaout_deploy.manifest import (
     BoxCoder,
     Dino,
     Manifest,
+    Mask2Former,
     Preprocess,
     Rcnn,
     RetinaNet,
@@ -53,7 +56,7 @@ from .onnx_export import (
     channel_flip,
     export_graph,
 )
-from .query_heads import DinoQueries, Mask2FormerSemantic
+from .query_heads import DinoQueries, Mask2FormerInstance, Mask2FormerSemantic
 
 
 class AdaptiveAvgPool2dMatrix(nn.Module):
@@ -150,7 +153,12 @@ def check_supported(model: nn.Module) -> str:
             raise ExportError('End-to-end export takes DINO with sigmoid class scores.')
         return 'dino'
     if kind == 'Mask2Former':
-        raise ExportError(MASK2FORMER)
+        on = {k: model.test_cfg.get(f'{k}_on', False) for k in ('panoptic', 'semantic')}
+        if any(on.values()):
+            raise ExportError(f'End-to-end export takes mmdet\'s Mask2Former with instance '
+                              f'results only; this config asks for {on} (set '
+                              f'model.test_cfg.panoptic_on=False and semantic_on=False).')
+        return 'mask2former'
     roi_head = getattr(model, 'roi_head', None)
     kinds = (type(getattr(model, 'rpn_head', None)).__name__, type(roi_head).__name__)
     if kinds[0] != 'RPNHead' or kinds[1] not in ROI_HEADS:
@@ -170,12 +178,6 @@ def check_supported(model: nn.Module) -> str:
     return 'rcnn'
 
 
-MASK2FORMER = ('mmdet\'s Mask2Former (instance and panoptic) does not export end to end yet: '
-               'its graph exports (mambaout_mm/deploy/query_heads.py, Mask2FormerInstance), '
-               'but the runtime has no MaskFormerFusionHead post-processing. mmseg\'s '
-               '(semantic) Mask2Former does. Export its backbone with --part backbone.')
-
-
 def check_coders(*coders) -> None:
     if any(type(c).__name__ != 'DeltaXYWHBBoxCoder' or c.add_ctr_clamp or not c.clip_border
            for c in coders):
@@ -190,8 +192,10 @@ def check_nms(*kinds: str) -> None:
 
 
 def preprocess_settings(cfg, model: nn.Module) -> Preprocess:
-    """The test pipeline's resize and the data preprocessor's normalisation and padding."""
-    resize = [t for t in cfg.test_dataloader.dataset.pipeline if t['type'] == 'Resize']
+    """The test pipeline's loading and resize, the data preprocessor's normalisation and
+    padding."""
+    pipeline = cfg.test_dataloader.dataset.pipeline
+    resize = [t for t in pipeline if t['type'] == 'Resize']
     if len(resize) != 1 or 'scale' not in resize[0]:
         raise ExportError('End-to-end export needs one Resize(scale=...) in the test pipeline.')
     pre = model.data_preprocessor
@@ -199,7 +203,9 @@ def preprocess_settings(cfg, model: nn.Module) -> Preprocess:
                       keep_ratio=bool(resize[0].get('keep_ratio')),
                       mean=pre.mean.flatten().tolist(), std=pre.std.flatten().tolist(),
                       to_rgb=channel_flip(pre),
-                      pad_size_divisor=int(getattr(pre, 'pad_size_divisor', 1) or 1))
+                      pad_size_divisor=int(getattr(pre, 'pad_size_divisor', 1) or 1),
+                      to_float32=any(t['type'] == 'LoadImageFromFile' and t.get('to_float32')
+                                     for t in pipeline))
 
 
 def classes(cfg) -> list[str]:
@@ -231,8 +237,10 @@ def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
     os.makedirs(folder, exist_ok=True)
     model = model.eval().float()
     names = classes(cfg)
-    predicted = (getattr(model, 'decode_head', None) or getattr(model, 'bbox_head', None)
-                 or stages(model.roi_head)[-1][1]).num_classes
+    predicted = next((getattr(model, name) for name in ('decode_head', 'bbox_head', 'panoptic_head')
+                      if getattr(model, name, None) is not None),
+                     None) or stages(model.roi_head)[-1][1]
+    predicted = predicted.num_classes
     if len(names) != predicted:
         raise ExportError(f'The dataset names {len(names)} classes and the model predicts '
                           f'{predicted}: set the metainfo classes of the test dataset (or the '
@@ -252,7 +260,8 @@ def export_end2end(model: nn.Module, cfg, folder: str, shape: tuple[int, int],
                             segmentation=Segmentation(reduce_zero_label=bool(
                                 cfg.test_dataloader.dataset.get('reduce_zero_label', False))))
     else:
-        export = dict(rcnn=export_rcnn, retinanet=export_retinanet, dino=export_dino)[head]
+        export = dict(rcnn=export_rcnn, retinanet=export_retinanet, dino=export_dino,
+                      mask2former=export_mask2former)[head]
         manifest = Manifest(task='detection', **common, **export(model, folder, image))
     write_manifest(folder, manifest)
     return read_manifest(folder)
@@ -284,6 +293,16 @@ def export_dino(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
                  dict(image=(2, 3)))
     max_per_img = model.bbox_head.test_cfg.get('max_per_img', model.num_queries)
     return dict(graphs=dict(detector='detector.onnx'), dino=Dino(max_per_img=int(max_per_img)))
+
+
+def export_mask2former(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
+    """mmdet's Mask2Former's graph written; the manifest's ``graphs`` and ``mask2former``."""
+    export_graph(Mask2FormerInstance(model, upsample=True), dict(image=image),
+                 os.path.join(folder, 'detector.onnx'), dict(image=(2, 3)))
+    fusion = model.panoptic_fusion_head
+    return dict(graphs=dict(detector='detector.onnx'), mask2former=Mask2Former(
+        max_per_image=int(model.test_cfg.get('max_per_image', 100)),
+        things=int(fusion.num_things_classes)))
 
 
 def export_rcnn(model: nn.Module, folder: str, image: torch.Tensor) -> dict:
