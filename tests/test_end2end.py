@@ -25,9 +25,21 @@ exporter = pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ex
                               '>= 2.6)')
 
 
+def export_args(cfg: str, out, *extra: str) -> list[str]:
+    return [tool('export_onnx.py'), cfg, '--part', 'end2end', '--out', str(out), '--shape', '128',
+            '160', *extra]
+
+
 def export(cfg: str, out, *extra: str) -> subprocess.CompletedProcess:
-    return run_tool(tool('export_onnx.py'), cfg, '--part', 'end2end', '--out', str(out),
-                    '--shape', '128', '160', *extra, check=False)
+    return run_tool(*export_args(cfg, out, *extra), check=False)
+
+
+def export_all(jobs: dict[str, list[str]]) -> dict[str, subprocess.CompletedProcess]:
+    """Each job's export (:func:`export_args`), two at a time (tracing is mostly one core)."""
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(run_tool, *args, check=False) for name, args in jobs.items()}
+    return {name: future.result() for name, future in futures.items()}
 
 
 @pytest.fixture(scope='module')
@@ -123,16 +135,17 @@ def deployed_heads(tmp_path_factory):
     (root / 'retinanet.py').write_text(RETINANET.format(
         base=config('retinanet/retinanet_mambaout_femto_shapes.py')))
     check = ('--score-thr', '0.05', '--check-images', images)
-    procs = {'cascade': export(CASCADE[0], root / 'cascade', *check, *CASCADE[1:]),
-             'retinanet': export(str(root / 'retinanet.py'), root / 'retinanet', *check),
-             'dino': export(config('dino/dino_mambaout_femto_shapes.py'), root / 'dino',
+    procs = export_all({
+        'cascade': export_args(CASCADE[0], root / 'cascade', *check, *CASCADE[1:]),
+        'retinanet': export_args(str(root / 'retinanet.py'), root / 'retinanet', *check),
+        'dino': export_args(config('dino/dino_mambaout_femto_shapes.py'), root / 'dino',
                             '--score-thr', '0', '--check-images', images,
                             '--cfg-options', 'model.test_cfg.max_per_img=200'),
-             'mask2former': export(config('mask2former/mask2former_mambaout_femto_shapes.py'),
+        'mask2former': export_args(config('mask2former/mask2former_mambaout_femto_shapes.py'),
                                    root / 'mask2former', '--check-images', images),
-             'mask2former_instance': export(
-                 config('mask2former/mask2former_mambaout_femto_shapes_instance.py'),
-                 root / 'mask2former_instance', '--score-thr', '0', '--check-images', images)}
+        'mask2former_instance': export_args(
+            config('mask2former/mask2former_mambaout_femto_shapes_instance.py'),
+            root / 'mask2former_instance', '--score-thr', '0', '--check-images', images)})
     return root, procs
 
 
