@@ -1,6 +1,6 @@
-"""The whole Mask R-CNN or UperNet on this CPU: PyTorch eager beside every backend and precision
-of the deployment runtime (ONNX Runtime fp32; OpenVINO fp32, bf16 where native, int8), timed side
-by side, each with its accuracy and the fp32 floor.
+"""The whole detector or segmentor (any family --part end2end exports) on this CPU: PyTorch eager
+beside every backend and precision of the deployment runtime (ONNX Runtime fp32; OpenVINO fp32,
+bf16 where native, int8), timed side by side, each with its accuracy and the fp32 floor.
 
     python tools/benchmark_deploy.py CONFIG [CHECKPOINT] [--accuracy CONFIG CHECKPOINT]
         [--data DIR] [--subjects pytorch:fp32 onnxruntime:fp32 openvino:fp32 openvino:bf16

@@ -5,11 +5,12 @@
     python tools/export_onnx.py CONFIG [CHECKPOINT] --part end2end --out FOLDER
                                 [--check-images IMG|DIR ...] [--score-thr T]
 
-``--part end2end``: the whole Mask R-CNN (image -> boxes, scores, labels, masks) or UperNet
-(image -> label map) as a folder that ``tools/deploy.py`` runs without torch (graphs and a
-manifest: see mambaout_mm/deploy/end2end.py), checked on images (default: four generated shapes
-images) against mmdet's or mmseg's own inference; exit 1 when they differ beyond the tolerances of
-mambaout_mm/deploy/check.py, printing what differs.
+``--part end2end``: the whole model, any family the project trains (Mask R-CNN, Cascade Mask
+R-CNN, RetinaNet, DINO, Mask2Former: image -> boxes, scores, labels, masks; UperNet, Mask2Former
+semantic: image -> label map), as a folder that ``tools/deploy.py`` runs without torch (graphs
+and a manifest: see mambaout_mm/deploy/end2end.py), checked on images (default: four generated
+shapes images) against mmdet's or mmseg's own inference; exit 1 when they differ beyond the
+tolerances of mambaout_mm/deploy/check.py, printing what differs.
 
 ``--part model``: a segmentor end to end (image -> per-pixel logits) or a two-stage detector's
 dense part (image -> FPN maps, RPN objectness and box deltas); ``backbone``: the four stage maps.
