@@ -54,10 +54,18 @@ custom_keys.update({f'backbone.stages.{stage}.{block}.norm': backbone_norm_multi
                     for stage, num_blocks in enumerate(depths) for block in range(num_blocks)})
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(_delete_=True, **custom_keys)))
 
+# FP16 autocast (--amp on a GPU) is refused with this reason (mambaout_mm/engine/amp.py); the
+# pitfalls section of docs/mask2former.md has the measurements.
+fp16_refused = ("mmdet's Mask2Former head (mmseg's is mmdet's) overflows FP16: its mask loss "
+                "divides by the matched masks times 12544 points counted in fp16 (inf from 6 "
+                "masks, NaN loss), and its matcher's cost sums 12544 points in an fp16 einsum "
+                "(mmdet issue #10909; docs/mask2former.md).")
+
 # What differs from the toolbox config above (tests/test_head_configs.py fails on any other
 # difference, and on a listed one that is not there), each with its reason. Configs deriving from
 # this one add their own entries (mmengine merges the dicts).
 differences_from_base = {
+    'fp16_refused': 'why --amp is refused on a GPU (mixed precision, docs/mask2former.md)',
     'model.backbone': "MambaOut instead of Swin-T: ImageNet-1k weights of the official release, "
                       "the four stages, each with a LayerNorm on its output, drop path per size "
                       "(see above)",

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..utils import cpu_support
 from ..utils.config import add_hook, toolbox
+from ..utils.errors import RunSetupError
 from .nested import map_floats
 
 #: Submodules that run in bfloat16 under ``CPUAutocastOptimWrapper``, per toolbox.
@@ -100,7 +101,9 @@ def uses_amp(cfg: Config) -> bool:
 def setup_amp(cfg: Config, requested: bool) -> str | None:
     """Mixed precision for ``--amp`` or a config that asks for it; returns what was chosen.
 
-    With a GPU: FP16 with a dynamic loss scale (mmengine's ``AmpOptimWrapper``, as in the paper).
+    With a GPU: FP16 with a dynamic loss scale (mmengine's ``AmpOptimWrapper``, as in the paper),
+    unless the config's ``fp16_refused`` says why it cannot train so (an error; a config that
+    names ``AmpOptimWrapper`` itself is taken at its word).
     Without one: bfloat16 autocast through :class:`mambaout_mm.engine.amp.CPUAutocastOptimWrapper`
     where the CPU computes bfloat16 natively, else float32 (emulated bfloat16 is many times slower
     than float32). A config that names ``CPUAutocastOptimWrapper`` itself gets it on any CPU.
@@ -109,6 +112,11 @@ def setup_amp(cfg: Config, requested: bool) -> str | None:
         return None
     wrapper = cfg.optim_wrapper
     if torch.cuda.is_available():
+        refused = cfg.get('fp16_refused')
+        if refused and wrapper.get('type') != 'AmpOptimWrapper':
+            raise RunSetupError(f'--amp: this config trains in float32 because {refused} Train '
+                                f'without --amp, or force FP16 autocast with --cfg-options '
+                                f'optim_wrapper.type=AmpOptimWrapper.')
         if wrapper.get('type') != 'AmpOptimWrapper':
             for key in ('modules', 'dtype'):  # another wrapper's: a bf16 dtype left would stay
                 wrapper.pop(key, None)
