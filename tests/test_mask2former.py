@@ -288,7 +288,7 @@ def test_the_toolboxs_own_train_py_accepts_the_config(workspace, task, package):
     config('mask2former/mask2former_mambaout_femto_shapes.py')], ids=lambda p: Path(p).stem)
 def test_amp_on_a_gpu_is_refused_with_the_reason_unless_the_config_forces_it(path, monkeypatch):
     """The FP16 failures above are foreseen: --amp on a GPU stops before the run, naming them;
-    on a CPU --amp is bfloat16 autocast of the backbone and head (not refused); a config that
+    on a CPU --amp is bfloat16 autocast (float32's range; not refused); a config that
     names AmpOptimWrapper itself is taken at its word. DINO's configs are not refused."""
     from mambaout_mm.engine.amp import setup_amp
     from mambaout_mm.utils.errors import RunSetupError
