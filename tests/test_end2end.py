@@ -334,3 +334,15 @@ def test_pasted_masks_are_mmdets():
     full[:, ys, xs] = want.numpy() >= 0.5
     got = B.paste_masks(probs, boxes, 100, 120, 0.5)
     assert (got != full).sum() <= 2  # float rounding at the threshold, at most a pixel or two
+
+
+def test_dino_with_padding_is_refused_naming_what_to_set():
+    """DINO's graph has no padding mask: a config that pads is refused before the export."""
+    from mambaout_mm.deploy.end2end import check_supported
+    from mambaout_mm.deploy.onnx_export import ExportError
+    from mambaout_mm.utils.config import build_model, load_config
+    path = config('dino/dino_mambaout_femto_shapes.py')
+    assert check_supported(build_model(load_config(path))) == 'dino'
+    padded = load_config(path, {'model.data_preprocessor.pad_size_divisor': 32})
+    with pytest.raises(ExportError, match='pad_size_divisor=1'):
+        check_supported(build_model(padded))

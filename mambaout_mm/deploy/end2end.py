@@ -151,6 +151,10 @@ def check_supported(model: nn.Module) -> str:
     if kind == 'DINO':
         if not model.bbox_head.loss_cls.use_sigmoid:
             raise ExportError('End-to-end export takes DINO with sigmoid class scores.')
+        if (getattr(model.data_preprocessor, 'pad_size_divisor', 1) or 1) > 1:
+            raise ExportError('End-to-end export takes DINO without padding (its graph has no '
+                              'padding mask): set model.data_preprocessor.pad_size_divisor=1, '
+                              'as mmdet\'s DINO configs do.')
         return 'dino'
     if kind == 'Mask2Former':
         on = {k: model.test_cfg.get(f'{k}_on', False) for k in ('panoptic', 'semantic')}
@@ -163,9 +167,10 @@ def check_supported(model: nn.Module) -> str:
     kinds = (type(getattr(model, 'rpn_head', None)).__name__, type(roi_head).__name__)
     if kinds[0] != 'RPNHead' or kinds[1] not in ROI_HEADS:
         raise ExportError(
-            f'End-to-end export takes UperNet-style segmentors, Mask R-CNN and Cascade Mask R-CNN '
-            f'(RPNHead and {" or ".join(ROI_HEADS)}) and RetinaNet; this {kind} has '
-            f'{", ".join(kinds)}. Export --part model or backbone instead.')
+            f'End-to-end export takes segmentors (UperNet, Mask2Former), Mask R-CNN and Cascade '
+            f'Mask R-CNN (RPNHead and {" or ".join(ROI_HEADS)}), RetinaNet, DINO and mmdet\'s '
+            f'Mask2Former; this {kind} has {", ".join(kinds)}. Export --part model or backbone '
+            f'instead.')
     if not getattr(roi_head, 'with_mask', False):
         raise ExportError(f'End-to-end export takes {kind} with a mask head only.')
     for _, box_head, _, mask_head in stages(roi_head):
