@@ -54,15 +54,19 @@ def rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple[int, 
     return int(width * float(factor) + 0.5), int(height * float(factor) + 0.5)
 
 
+#: the most channels OpenCV resizes at once (512 in OpenCV 4, 128 in OpenCV 5)
+MAX_CHANNELS = 128
+
+
 def resize_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """(H, W, C) float maps resized to ``size`` (h, w), bilinearly at pixel centres, as
     ``F.interpolate(mode='bilinear', align_corners=False)``."""
     h, w = size
     if maps.shape[:2] == (h, w):
         return maps
-    return np.concatenate(  # OpenCV resizes up to 512 channels at once
-        [cv2.resize(maps[..., i:i + 512], (w, h), interpolation=cv2.INTER_LINEAR)
-         .reshape(h, w, -1) for i in range(0, maps.shape[-1], 512)], axis=-1)
+    return np.concatenate(
+        [cv2.resize(maps[..., i:i + MAX_CHANNELS], (w, h), interpolation=cv2.INTER_LINEAR)
+         .reshape(h, w, -1) for i in range(0, maps.shape[-1], MAX_CHANNELS)], axis=-1)
 
 
 @dataclass

@@ -346,3 +346,16 @@ def test_dino_with_padding_is_refused_naming_what_to_set():
     padded = load_config(path, {'model.data_preprocessor.pad_size_divisor': 32})
     with pytest.raises(ExportError, match='pad_size_divisor=1'):
         check_supported(build_model(padded))
+
+
+@pytest.mark.parametrize('size', [(37, 53), (300, 410)])
+def test_maps_of_many_channels_resize_as_f_interpolate(size):
+    """ADE20K's 150 classes (or more) resize in one call, as F.interpolate (bilinear, half-pixel):
+    OpenCV 5 resizes at most 128 channels at a time, OpenCV 4 512."""
+    import torch.nn.functional as F
+
+    from mambaout_deploy.image import resize_maps
+    maps = np.random.default_rng(0).normal(size=(120, 160, 600)).astype(np.float32)
+    want = F.interpolate(torch.from_numpy(maps).permute(2, 0, 1)[None], size=size,
+                         mode='bilinear', align_corners=False)[0].permute(1, 2, 0).numpy()
+    np.testing.assert_allclose(resize_maps(maps, size), want, rtol=1e-4, atol=1e-4)
