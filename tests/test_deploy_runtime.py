@@ -262,3 +262,46 @@ def test_the_deploy_benchmark_table_is_relative_to_the_first_subject():
         '|---|---|---|---|---|---|---|',
         '| pytorch:fp32 | 2.000 | 5% | 1.00x | 4.00 | 90.0 | +0.0 |',
         '| onnxruntime:fp32 | 1.000 | 5% | 2.00x | 2.00 | 89.5 | -0.5 |']
+
+
+class FailingRequest:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def infer(self, feed):
+        raise RuntimeError(self.message)
+
+
+def test_openvino_compiles_again_without_fused_subgraphs_when_their_kernel_fails(tmp_path,
+                                                                                  capsys):
+    """OpenVINO 2026.4's CPU plugin fails Mask2Former-T's graphs in bf16 on an AVX512-BF16 CPU
+    ('Cannot initialize brgemm descriptor'): the session compiles the graph again without
+    snippets, says so, and runs; any other error is raised as it is."""
+    pytest.importorskip('openvino')
+    onnx = pytest.importorskip('onnx')
+    from onnx import TensorProto, helper
+
+    from mambaout_deploy.backends import openvino as OV
+    shape = [1, 3, 4, 4]
+    graph = helper.make_graph(
+        [helper.make_node('Relu', ['image'], ['out'])], 'relu',
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, shape)])
+    path = str(tmp_path / 'relu.onnx')
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)],
+                                ir_version=8), path)
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    session = OV.OpenVinoSession(OV.openvino_core(), path, None, 'fp32')
+    session._request = FailingRequest('[CPU] Subgraph node: Cannot initialize brgemm descriptor')
+    np.testing.assert_array_equal(session.run({'image': x})[0], np.maximum(x, 0))
+    assert session._config['SNIPPETS_MODE'] == 'DISABLE'
+    assert 'compiled again without fused subgraphs (SNIPPETS_MODE=DISABLE)' in \
+        capsys.readouterr().err
+    session._request = FailingRequest('Cannot initialize brgemm descriptor, again')
+    with pytest.raises(RuntimeError, match='again'):  # once only
+        session.run({'image': x})
+    other = OV.OpenVinoSession(OV.openvino_core(), path, None, 'fp32')
+    other._request = FailingRequest('out of memory')
+    with pytest.raises(RuntimeError, match='out of memory'):
+        other.run({'image': x})
+    assert 'SNIPPETS_MODE' not in other._config

@@ -12,6 +12,7 @@ ONNX graph, named in the manifest's ``artifacts['openvino_ir_int8']``; ``tools/d
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 
@@ -36,20 +37,41 @@ def native_bf16(core) -> bool:
     return 'BF16' in core.get_property('CPU', 'OPTIMIZATION_CAPABILITIES')
 
 
+#: what OpenVINO 2026.4's CPU plugin says when its fused subgraphs ("snippets") cannot build a
+#: matrix-product kernel for a shape; met in bf16 with Mask2Former-T's graphs on an AVX512-BF16
+#: CPU (docs/deploy.md). The graph then runs compiled without snippets.
+SNIPPETS_FAILURE = 'Cannot initialize brgemm descriptor'
+
+
 class OpenVinoSession:
     def __init__(self, core, path: str, threads: int | None, precision: str) -> None:
         # int8: the quantised layers in int8, the rest in float32
-        config = {'INFERENCE_PRECISION_HINT': 'bf16' if precision == 'bf16' else 'f32',
-                  'PERFORMANCE_HINT': 'LATENCY'}
+        self._core, self._path = core, path
+        self._config = {'INFERENCE_PRECISION_HINT': 'bf16' if precision == 'bf16' else 'f32',
+                        'PERFORMANCE_HINT': 'LATENCY'}
         if threads:
-            config['INFERENCE_NUM_THREADS'] = threads
-        compiled = core.compile_model(core.read_model(path), 'CPU', config)
+            self._config['INFERENCE_NUM_THREADS'] = threads
+        self._compile()
+
+    def _compile(self) -> None:
+        compiled = self._core.compile_model(self._core.read_model(self._path), 'CPU',
+                                            self._config)
         self._request = compiled.create_infer_request()
         self._outputs = compiled.outputs
         self.inputs = [i.get_any_name() for i in compiled.inputs]
 
     def run(self, feed: dict[str, np.ndarray]) -> list[np.ndarray]:
-        result = self._request.infer(feed)
+        try:
+            result = self._request.infer(feed)
+        except RuntimeError as err:
+            if SNIPPETS_FAILURE not in str(err) or 'SNIPPETS_MODE' in self._config:
+                raise
+            print(f'openvino: {os.path.basename(self._path)}: the CPU plugin could not build a '
+                  f'fused kernel ({SNIPPETS_FAILURE}); compiled again without fused subgraphs '
+                  f'(SNIPPETS_MODE=DISABLE)', file=sys.stderr)
+            self._config['SNIPPETS_MODE'] = 'DISABLE'
+            self._compile()
+            result = self._request.infer(feed)
         return [np.array(result[o]) for o in self._outputs]  # copies: the request reuses buffers
 
 
