@@ -6,23 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import load_graphs
 from .detections import Detections, sigmoid
-from .image import prepare, read_image
-from .manifest import Manifest
+from .model import DeployedModel
 
 
-class DinoDetector:
-    def __init__(self, folder: str, manifest: Manifest, backend: str = 'onnxruntime',
-                 threads: int | None = None, precision: str = 'fp32') -> None:
-        self.manifest, self.settings = manifest, manifest.dino
-        self.classes = manifest.classes
-        self.graph = load_graphs(folder, manifest, backend, threads, precision)['detector']
-
+class DinoDetector(DeployedModel):
     def __call__(self, image: str | np.ndarray) -> Detections:
-        image = read_image(image) if isinstance(image, str) else image
-        x = prepare(image, self.manifest.preprocess)
-        logits, boxes = self.graph(image=x.tensor)
+        x = self.prepare(image)
+        logits, boxes = self.graphs['detector'](image=x.tensor)
         scores = sigmoid(logits).reshape(-1)
         top = np.argsort(-scores, kind='stable')[:self.settings.max_per_img]
         k = logits.shape[1]

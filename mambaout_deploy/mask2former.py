@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .backends import load_graphs
 from .detections import Detections, sigmoid, softmax
-from .image import prepare, read_image, resize_maps
-from .manifest import Manifest
+from .image import resize_maps
+from .model import DeployedModel
 
 
 def mask_boxes(masks: np.ndarray) -> np.ndarray:
@@ -24,17 +23,10 @@ def mask_boxes(masks: np.ndarray) -> np.ndarray:
     return boxes
 
 
-class Mask2FormerDetector:
-    def __init__(self, folder: str, manifest: Manifest, backend: str = 'onnxruntime',
-                 threads: int | None = None, precision: str = 'fp32') -> None:
-        self.manifest, self.settings = manifest, manifest.mask2former
-        self.classes = manifest.classes
-        self.graph = load_graphs(folder, manifest, backend, threads, precision)['detector']
-
+class Mask2FormerDetector(DeployedModel):
     def __call__(self, image: str | np.ndarray) -> Detections:
-        image = read_image(image) if isinstance(image, str) else image
-        x = prepare(image, self.manifest.preprocess)
-        logits, masks = self.graph(image=x.tensor)
+        x = self.prepare(image)
+        logits, masks = self.graphs['detector'](image=x.tensor)
         k = logits.shape[1] - 1
         scores = softmax(logits)[:, :-1].reshape(-1)
         top = np.argsort(-scores, kind='stable')[:self.settings.max_per_image]

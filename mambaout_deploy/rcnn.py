@@ -8,25 +8,17 @@ from __future__ import annotations
 import numpy as np
 
 from . import boxes as B
-from .backends import load_graphs
 from .detections import Detections, sigmoid, softmax
-from .image import Prepared, prepare, read_image
-from .manifest import Manifest
+from .image import Prepared
+from .model import DeployedModel
 
 #: the box a level without boxes is given (its outputs are dropped)
 PLACEHOLDER = np.array([[0., 0., 1., 1.]], np.float32)
 
 
-class RcnnDetector:
-    def __init__(self, folder: str, manifest: Manifest, backend: str = 'onnxruntime',
-                 threads: int | None = None, precision: str = 'fp32') -> None:
-        self.manifest, self.settings = manifest, manifest.rcnn
-        self.classes = manifest.classes
-        self.graphs = load_graphs(folder, manifest, backend, threads, precision)
-
+class RcnnDetector(DeployedModel):
     def __call__(self, image: str | np.ndarray) -> Detections:
-        image = read_image(image) if isinstance(image, str) else image
-        x = prepare(image, self.manifest.preprocess)
+        x = self.prepare(image)
         outputs = self.graphs['dense'](image=x.tensor)
         m = self.settings
         levels = len(m.rpn.anchors.strides)

@@ -6,23 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import boxes as B
-from .backends import load_graphs
 from .detections import Detections, rescale, sigmoid
-from .image import prepare, read_image
-from .manifest import Manifest
+from .model import DeployedModel
 
 
-class RetinaNetDetector:
-    def __init__(self, folder: str, manifest: Manifest, backend: str = 'onnxruntime',
-                 threads: int | None = None, precision: str = 'fp32') -> None:
-        self.manifest, self.settings = manifest, manifest.retinanet
-        self.classes = manifest.classes
-        self.graph = load_graphs(folder, manifest, backend, threads, precision)['dense']
-
+class RetinaNetDetector(DeployedModel):
     def __call__(self, image: str | np.ndarray) -> Detections:
-        image = read_image(image) if isinstance(image, str) else image
-        x = prepare(image, self.manifest.preprocess)
-        outputs = self.graph(image=x.tensor)
+        x = self.prepare(image)
+        outputs = self.graphs['dense'](image=x.tensor)
         m = self.settings
         levels = len(m.anchors.strides)
         all_scores, all_labels, all_deltas, all_anchors = [], [], [], []
