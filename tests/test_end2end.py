@@ -200,39 +200,42 @@ def run_runtime(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
-def test_the_runtime_runs_where_torch_cannot_be_imported(deployed, tmp_path):
+def run_on_shapes(folder, task: str, out, num_val: int) -> dict:
+    """The deployed ``folder`` run by the runtime (torch not importable) on a generated
+    validation set of ``task`` with ``--eval``; its ``metrics.json``."""
     from mambaout_mm.datasets import make_ade_shapes, make_coco_shapes
+    if task == 'detection':
+        root = make_coco_shapes(out / 'coco', num_train=1, num_val=num_val)['root']
+        images, labels = f'{root}/val2017', f'{root}/annotations/instances_val2017.json'
+    else:
+        root = make_ade_shapes(out / 'ade', num_train=1, num_val=num_val)['root']
+        images, labels = f'{root}/images/validation', f'{root}/annotations/validation'
+    proc = run_runtime(str(folder), images, '--out', str(out / 'out'), '--eval', labels)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / 'out' / 'metrics.json').read_text())
+
+
+def test_the_runtime_runs_where_torch_cannot_be_imported(deployed, tmp_path):
     root, procs = deployed
     assert procs['det'].returncode == 0 and procs['seg'].returncode == 0
-    coco = make_coco_shapes(tmp_path / 'coco', num_train=1, num_val=3)['root']
-    proc = run_runtime(str(root / 'det'), f'{coco}/val2017', '--out', str(tmp_path / 'det'),
-                       '--eval', f'{coco}/annotations/instances_val2017.json')
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / 'det' / 'metrics.json').read_text())
+    det = tmp_path / 'det'
+    metrics = run_on_shapes(root / 'det', 'detection', det, num_val=3)
     assert metrics['images'] == 3 and 0 <= metrics['metrics']['segm_mAP'] <= 1
-    results = json.loads((tmp_path / 'det' / 'detections.json').read_text())
+    results = json.loads((det / 'out' / 'detections.json').read_text())
     assert results and {'bbox', 'segmentation', 'score', 'category_id'} <= set(results[0])
-    assert len(list((tmp_path / 'det').glob('*_pred.jpg'))) == 3
+    assert len(list((det / 'out').glob('*_pred.jpg'))) == 3
 
-    ade = make_ade_shapes(tmp_path / 'ade', num_train=1, num_val=2)['root']
-    proc = run_runtime(str(root / 'seg'), f'{ade}/images/validation', '--out',
-                       str(tmp_path / 'seg'), '--eval', f'{ade}/annotations/validation')
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 0 <= json.loads((tmp_path / 'seg' / 'metrics.json').read_text())['metrics'][
+    seg = tmp_path / 'seg'
+    assert 0 <= run_on_shapes(root / 'seg', 'segmentation', seg, num_val=2)['metrics'][
         'mIoU'] <= 1
-    assert len(list((tmp_path / 'seg').glob('ADE_val_*[0-9].png'))) == 2
+    assert len(list((seg / 'out').glob('ADE_val_*[0-9].png'))) == 2
 
 
 @pytest.mark.parametrize('head', ['cascade', 'retinanet', 'dino', 'mask2former_instance'])
 def test_every_detector_runs_where_torch_cannot_be_imported(deployed_heads, head, tmp_path):
-    from mambaout_mm.datasets import make_coco_shapes
     root, procs = deployed_heads
     assert procs[head].returncode == 0
-    coco = make_coco_shapes(tmp_path / 'coco', num_train=1, num_val=2)['root']
-    proc = run_runtime(str(root / head), f'{coco}/val2017', '--out', str(tmp_path / 'out'),
-                       '--eval', f'{coco}/annotations/instances_val2017.json')
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / 'out' / 'metrics.json').read_text())['metrics']
+    metrics = run_on_shapes(root / head, 'detection', tmp_path, num_val=2)['metrics']
     assert 0 <= metrics['bbox_mAP'] <= 1
     masks = head in ('cascade', 'mask2former_instance')  # RetinaNet and DINO predict none
     assert ('segm_mAP' in metrics) == masks
@@ -241,15 +244,10 @@ def test_every_detector_runs_where_torch_cannot_be_imported(deployed_heads, head
 
 
 def test_mask2former_semantic_runs_where_torch_cannot_be_imported(deployed_heads, tmp_path):
-    from mambaout_mm.datasets import make_ade_shapes
     root, procs = deployed_heads
     assert procs['mask2former'].returncode == 0
-    ade = make_ade_shapes(tmp_path / 'ade', num_train=1, num_val=2)['root']
-    proc = run_runtime(str(root / 'mask2former'), f'{ade}/images/validation', '--out',
-                       str(tmp_path / 'out'), '--eval', f'{ade}/annotations/validation')
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert 0 <= json.loads((tmp_path / 'out' / 'metrics.json').read_text())['metrics'][
-        'mIoU'] <= 1
+    metrics = run_on_shapes(root / 'mask2former', 'segmentation', tmp_path, num_val=2)
+    assert 0 <= metrics['metrics']['mIoU'] <= 1
 
 
 def test_mask2former_panoptic_is_refused_naming_what_to_set(tmp_path):
