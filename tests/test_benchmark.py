@@ -66,10 +66,15 @@ def test_cli_writes_json_markdown_and_plot(tmp_path):
     run_tool(tool('benchmark.py'), '--subjects', 'mambaout_t', 'timm_mambaout_t', 'resnet50',
              '--shape', '1', '3', '64', '64', '--modes', 'infer', '--dtypes', 'fp32',
              '--warmup', '0', '--repeats', '1', '--no-memory', '--json', str(tmp_path / 'b.json'),
-             '--markdown', str(tmp_path / 'b.md'), '--plot', str(tmp_path / 'b.png'))
+             '--markdown', str(tmp_path / 'b.md'), '--plot', str(tmp_path / 'b.png'), '--floor')
     result = json.loads((tmp_path / 'b.json').read_text())
     rows = result['rows']
     assert [r['subject'] for r in rows] == ['mambaout_t', 'timm_mambaout_t', 'resnet50']
+    # --floor: ResNet-50's 4.1 GMACs at 224x224 scale with the pixels; no network beats its floor
+    macs = {r['subject']: r['macs_g'] for r in rows}
+    assert macs['resnet50'] == pytest.approx(4.1 * (64 / 224) ** 2, rel=0.1)
+    assert macs['mambaout_t'] == pytest.approx(macs['timm_mambaout_t'], rel=0.05)
+    assert all(r['x_floor'] > 0.8 for r in rows)
     assert cpu_support.isa() in result['machine']  # the ISA and the kernels' GEMMs are named
     assert f'{cpu_kernels.isa_kernels().name} GEMMs' in result['machine']
     assert (tmp_path / 'b.md').read_text().count('| infer | fp32 |') == 3

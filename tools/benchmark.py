@@ -32,12 +32,11 @@ from mambaout_mm.benchmark.subjects import (
     build_subjects,
     default_shape,
     feature_agreement,
-    is_config,
-    split_config,
 )
 from mambaout_mm.benchmark.tables import markdown, to_rows
 from mambaout_mm.models import cpu_kernels
 from mambaout_mm.utils import cli, cpu_support
+from mambaout_mm.utils.errors import ConfigError
 
 
 def parse_args() -> argparse.Namespace:
@@ -66,6 +65,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--profile', help='write the 15 costliest kernels of each timed step '
                                           '(torch.profiler) to this text file')
     parser.add_argument('--no-memory', action='store_true', help='skip the peak-memory probes')
+    parser.add_argument('--floor', action='store_true',
+                        help='on a CPU: each fp32 inference time over its floor (the MACs at '
+                             'this input over the GEMM rate measured here)')
     parser.add_argument('--json', help='write the rows and the machine to this JSON file')
     parser.add_argument('--markdown', help='write the markdown table to this file')
     parser.add_argument('--plot', help='throughput against MACs, to this PNG')
@@ -116,20 +118,12 @@ def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    from mambaout_mm.evaluation.complexity import macs as count_macs
-    from mambaout_mm.evaluation.complexity import model_complexity
+    from mambaout_mm.benchmark.floor import subject_macs
 
     points = [r for r in rows if r['mode'] == 'infer' and r['dtype'] == 'fp32']
-    models = build_subjects([r['subject'] for r in points if not is_config(r['subject'])])
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, r in enumerate(points):
-        if is_config(r['subject']):
-            macs = shape[0] * model_complexity(split_config(r['subject'])[0],
-                                               tuple(shape[2:]))['macs_g']
-        else:
-            model = models[r['subject']]
-            model.eval()  # not chained: mmdet's ResNet.train() returns None
-            macs = count_macs(model, torch.randn(*shape)) / 1e9
+        macs = subject_macs(r['subject'], shape)
         ax.scatter(macs, r['images_per_s'])
         ax.annotate(r['subject'], (macs, r['images_per_s']), textcoords='offset points',
                     xytext=(4, 4 if i % 2 else -10), fontsize=8)  # apart where points meet
@@ -141,8 +135,22 @@ def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
     fig.savefig(path, dpi=120)
 
 
+def add_floor(rows: list[dict], shape: list[int]) -> str:
+    """Each fp32 inference row's time over its floor (``x_floor``); the header's words."""
+    from mambaout_mm.benchmark.floor import floor_seconds, gemm_gflops, subject_macs
+    gflops = gemm_gflops(torch.get_num_threads())
+    for r in rows:
+        if (r['mode'], r['dtype']) == ('infer', 'fp32'):
+            r['macs_g'] = round(subject_macs(r['subject'], shape), 3)
+            r['x_floor'] = round(r['median_s'] / floor_seconds(r['macs_g'], gflops), 2)
+    return f'; fp32 GEMM {gflops:.0f} GFLOP/s'
+
+
 def main() -> None:
     args = parse_args()
+    if args.floor and args.device != 'cpu':
+        raise ConfigError('--floor measures the fp32 GEMM rate of this CPU; on a GPU leave it '
+                          'out, or hide the GPU (CUDA_VISIBLE_DEVICES=) to time the CPU.')
     args.shape = args.shape or default_shape(args.subjects)
     args.dtypes = args.dtypes or default_dtypes(args.device)
     if {'mambaout_t', 'timm_mambaout_t'} <= set(args.subjects):
@@ -155,11 +163,13 @@ def main() -> None:
                             args.warmup, args.repeats, args.compile, not args.no_memory,
                             args.channels_last, profiler)
     rows = to_rows(results, args.shape[0])
-    table = markdown(rows, args.subjects[0])
     header = (f'{machine(args.device)}; input {"x".join(map(str, args.shape))}; '
               f'{args.repeats} interleaved runs after {args.warmup} warm-up; torch '
               f'{torch.__version__}; {"channels-last" if args.channels_last else "contiguous"} '
               f'memory format; {"torch.compile" if args.compile else "eager"}')
+    if args.floor:
+        header += add_floor(rows, args.shape)
+    table = markdown(rows, args.subjects[0])
     if args.device == 'cpu' and 'bf16' in args.dtypes and not cpu_support.bf16_native():
         header += f'; bf16 emulated ({cpu_support.why_no_native_bf16()})'
     print(header + '\n\n' + table)

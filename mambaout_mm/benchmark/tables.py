@@ -28,13 +28,17 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def markdown(rows: list[dict], first: str) -> str:
+    """The rows as a table; GMACs and time over the floor where rows have them (``--floor``)."""
+    floor = any('x_floor' in r for r in rows)
     header = ['subject', 'mode', 'dtype', 'median (s)', '±', 'img/s', f'{first} speed-up',
-              'vs fp32', 'peak mem (MB)']
+              'vs fp32', 'peak mem (MB)', *(['GMACs', 'x floor'] if floor else [])]
     cells = []
     for r in rows:
         mem = '-' if r['peak_mem_mb'] is None else f"{r['peak_mem_mb']:.0f}"
         vs32 = '-' if r['speedup_vs_fp32'] is None else f"{r['speedup_vs_fp32']:.2f}x"
         cells.append([r['subject'], r['mode'], r['dtype'], f"{r['median_s']:.3f}",
                       f"{100 * r['spread']:.0f}%", f"{r['images_per_s']:.2f}",
-                      f"{r['speedup_of_first']:.2f}x", vs32, mem])
+                      f"{r['speedup_of_first']:.2f}x", vs32, mem,
+                      *([f"{r['macs_g']:.1f}", f"{r['x_floor']:.2f}"] if 'x_floor' in r
+                        else ['-', '-'] if floor else [])])
     return markdown_table(header, cells)

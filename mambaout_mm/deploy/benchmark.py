@@ -24,6 +24,7 @@ from torch import nn
 from mambaout_deploy.backends import ONNX, backends, get_backend
 from mambaout_deploy.image import images_in
 
+from ..benchmark.floor import floor_seconds, gemm_gflops
 from ..benchmark.tables import markdown_table
 from ..utils.errors import RunSetupError
 
@@ -93,18 +94,6 @@ def predictors(model: nn.Module, cfg, folder: str, subjects: list[str],
         out[subject] = (ToolboxInference(model, cfg, from_array=True) if subject == REFERENCE
                         else load(folder, backend, threads, precision))
     return out
-
-
-def gemm_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """The best fp32 matrix-product rate of this machine (GFLOP/s) with ``threads`` threads."""
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    best = float('inf')
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
 
 
 def accuracy(predict: Callable, manifest, images: list[str], labels: str) -> dict:
@@ -208,7 +197,7 @@ def run_benchmark(s: Settings) -> tuple[str, list[dict]]:
     macs = model_complexity(s.config, shape, None if s.checkpoint else
                             {'model.backbone.init_cfg': None})['macs_g']
     gflops = gemm_gflops(s.threads)
-    floor = 2 * macs / gflops
+    floor = floor_seconds(macs, gflops)
     scores = {}
     if s.accuracy:
         folder = os.path.join(s.work_dir, 'accuracy')
