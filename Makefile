@@ -8,6 +8,12 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -q
 OLDEST_VENV ?= .venv-oldest
 OLDEST_TORCH ?= 2.1.2
+# The CPU suites run in two pytest-xdist workers, each file's tests in one of them, one thread
+# each: the tools' start-ups (imports, single-threaded) overlap, and no OpenMP threads beyond the
+# cores spin against each other (docs/testing.md: 19 min serially, 11 with two workers).
+TEST_WORKERS ?= 2
+PARALLEL := OMP_NUM_THREADS=1
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: env lint test test-slow test-gpu test-oldest quickstart quickstart-seg costs
 
@@ -19,7 +25,7 @@ env:
 
 # The linter first (seconds; its rules are in pyproject.toml), then the suite.
 test: env lint
-	$(PY) -m pytest tests -m "not slow and not gpu" $(PYTEST_ARGS)
+	$(PARALLEL) $(PY) -m pytest tests -m "not slow and not gpu" $(XDIST) $(PYTEST_ARGS)
 
 lint: env
 	$(PY) -m ruff check .
@@ -35,7 +41,7 @@ test-gpu: env
 # `cpu_grad_scaler` (torch >= 2.3).
 test-oldest:
 	VENV=$(OLDEST_VENV) TORCH=$(OLDEST_TORCH) bash tools/setup_env.sh
-	$(OLDEST_VENV)/bin/python -m pytest tests -m "not slow and not safe_globals and not cpu_grad_scaler and not gpu" $(PYTEST_ARGS)
+	$(PARALLEL) $(OLDEST_VENV)/bin/python -m pytest tests -m "not slow and not safe_globals and not cpu_grad_scaler and not gpu" $(XDIST) $(PYTEST_ARGS)
 
 quickstart: env
 	PYTHON=$(PY) bash tools/quickstart.sh detection

@@ -121,7 +121,7 @@ step "install mmdet $MMDET_VERSION, mmsegmentation $MMSEG_VERSION, timm and test
 # mmpretrain: the ConvNeXt of the peers' configs that tools/get_flops.py counts beside ours;
 # openmim: `mim search`/`mim train` in the tests, with setuptools kept (openxlab pins 60)
 "${PIP[@]}" "mmdet==$MMDET_VERSION" "mmsegmentation==$MMSEG_VERSION" ftfy regex \
-  "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest "ruff==0.17.6" \
+  "mmpretrain==$MMPRETRAIN_VERSION" timm safetensors pycocotools matplotlib pytest pytest-xdist "ruff==0.17.6" \
   "openmim==0.3.9" "setuptools>=77.0.3,<82"
 
 step "install the ONNX export and deployment tools where torch has the dynamo exporter (>= 2.6)"
