@@ -37,7 +37,16 @@ model = dict(
                          [0.033, 0.033, 0.067, 0.067])],
         mask_roi_extractor=dict(roi_layer=dict(sampling_ratio=2), out_channels=width),
         mask_head=dict(in_channels=width, conv_out_channels=width, num_classes=4)),
-    train_cfg=dict(rpn_proposal=dict(nms_pre=1000, max_per_img=300)),
+    train_cfg=dict(
+        rpn_proposal=dict(nms_pre=1000, max_per_img=300),
+        # the recipe's three IoU thresholds; 64 RoIs an image (512 in the recipe): 1-4 objects
+        # an image leave enough negatives, as in the Mask R-CNN quickstart
+        rcnn=[dict(assigner=dict(type='MaxIoUAssigner', pos_iou_thr=iou, neg_iou_thr=iou,
+                                 min_pos_iou=iou, match_low_quality=False, ignore_iof_thr=-1),
+                   sampler=dict(type='RandomSampler', num=64, pos_fraction=0.25,
+                                neg_pos_ub=-1, add_gt_as_proposals=True),
+                   mask_size=28, pos_weight=-1, debug=False)
+              for iou in (0.5, 0.6, 0.7)]),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200), rcnn=dict(max_per_img=20)))
 
 train_pipeline = [
@@ -98,9 +107,10 @@ differences_from_base = {
          'model.roi_head.bbox_roi_extractor', 'model.roi_head.bbox_head',
          'model.roi_head.mask_roi_extractor', 'model.roi_head.mask_head.in_channels',
          'model.roi_head.mask_head.conv_out_channels', 'model.train_cfg.rpn_proposal',
+         'model.train_cfg.rcnn',
          'model.test_cfg.rpn', 'model.test_cfg.rcnn.max_per_img'],
         'a femto-sized Cascade Mask R-CNN that trains on a CPU: 64 channels after the '
-        'backbone, BatchNorm in the stage heads (SyncBN needs a GPU), fewer proposals'),
+        'backbone, BatchNorm in the stage heads (SyncBN needs a GPU), fewer proposals and RoIs'),
     **dict.fromkeys(
         ['max_epochs', 'train_cfg', 'param_scheduler', 'optim_wrapper', 'randomness',
          'default_hooks'],
