@@ -305,3 +305,31 @@ def test_openvino_compiles_again_without_fused_subgraphs_when_their_kernel_fails
     with pytest.raises(RuntimeError, match='out of memory'):
         other.run({'image': x})
     assert 'SNIPPETS_MODE' not in other._config
+
+
+@pytest.mark.parametrize('op,scheme', [('Relu', None), ('Softmax', 'TRANSFORMER')])
+def test_int8_quantises_a_graph_that_attends_by_the_transformer_scheme(op, scheme, tmp_path,
+                                                                        monkeypatch):
+    """A graph with a Softmax (DINO's and Mask2Former's attention) is quantised by NNCF's
+    transformer scheme, a convolutional one by its default."""
+    nncf = pytest.importorskip('nncf')
+    onnx = pytest.importorskip('onnx')
+    import cv2
+    from onnx import TensorProto, helper
+
+    from mambaout_deploy.backends import openvino as OV
+    shape = [1, 3, 8, 8]
+    graph = helper.make_graph(
+        [helper.make_node(op, ['image'], ['out'])], op,
+        [helper.make_tensor_value_info('image', TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info('out', TensorProto.FLOAT, shape)])
+    manifest = segmentation_manifest()
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid('', 18)],
+                                ir_version=8), str(tmp_path / manifest.graphs['segmentor']))
+    M.write_manifest(str(tmp_path), manifest)
+    cv2.imwrite(str(tmp_path / 'calibration.png'), np.full((8, 8, 3), 60, np.uint8))
+    chosen = []
+    monkeypatch.setattr(nncf, 'quantize', lambda model, *a, **kw: chosen.append(
+        kw['model_type']) or model)
+    OV.OpenVino().make(str(tmp_path), 'int8', [str(tmp_path / 'calibration.png')])
+    assert chosen == [scheme and nncf.ModelType[scheme]]
