@@ -123,7 +123,7 @@ def plot(rows: list[dict], shape: list[int], path: str, title: str) -> None:
     points = [r for r in rows if r['mode'] == 'infer' and r['dtype'] == 'fp32']
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, r in enumerate(points):
-        macs = subject_macs(r['subject'], shape)
+        macs = r['macs_g'] if 'macs_g' in r else subject_macs(r['subject'], shape)  # --floor's
         ax.scatter(macs, r['images_per_s'])
         ax.annotate(r['subject'], (macs, r['images_per_s']), textcoords='offset points',
                     xytext=(4, 4 if i % 2 else -10), fontsize=8)  # apart where points meet
