@@ -1,6 +1,7 @@
-"""--part end2end: femto Mask R-CNN and UperNet exported whole, checked against mmdet's and mmseg's
-own inference on images; the torch-free runtime on the exported folders; the post-processing
-steps against mmcv's and mmdet's own functions."""
+"""--part end2end: a femto model of every head (Mask R-CNN, Cascade Mask R-CNN, RetinaNet, DINO,
+Mask2Former instance and semantic, UperNet) exported whole and checked against mmdet's and mmseg's
+own inference on images; ``tools/deploy.py`` on the exported folders where torch cannot be
+imported; the post-processing steps against mmcv's and mmdet's own functions; what is refused."""
 from __future__ import annotations
 
 import json
@@ -174,25 +175,30 @@ def test_a_model_whose_classes_differ_from_the_datasets_is_refused(tmp_path):
     assert 'Traceback' not in proc.stderr
 
 
-#: imports that fail in the runtime's process, as on a machine without the training stack
+#: ``tools/deploy.py`` run as a script in a process where the training stack's imports fail, as
+#: on a machine without it
 BLOCK_TRAINING_STACK = '''
-import sys
+import runpy, sys
 class Block:
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in ('torch', 'torchvision', 'mmcv', 'mmdet', 'mmseg', 'mmengine',
                                   'mambaout_mm'):
             raise ImportError(f'{name} is not installed here')
 sys.meta_path.insert(0, Block())
-from mambaout_deploy.cli import main
-code = main(sys.argv[1:])
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(sys.argv[0], run_name='__main__')
+    code = 0
+except SystemExit as exit:
+    code = exit.code
 assert not {'torch', 'mmcv', 'mmdet'} & set(sys.modules)
 sys.exit(code)
 '''
 
 
 def run_runtime(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, '-c', BLOCK_TRAINING_STACK, *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, '-c', BLOCK_TRAINING_STACK, tool('deploy.py'), *args],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def run_on_shapes(folder, task: str, out, num_val: int) -> dict:
@@ -339,6 +345,28 @@ def test_dino_with_padding_is_refused_naming_what_to_set():
     padded = load_config(path, {'model.data_preprocessor.pad_size_divisor': 32})
     with pytest.raises(ExportError, match='pad_size_divisor=1'):
         check_supported(build_model(padded))
+
+
+def test_the_worst_over_images_is_the_largest_error_and_the_smallest_agreement():
+    from mambaout_mm.deploy.check import ImageCheck, worst_over
+    checks = [ImageCheck('a', worst=dict(box_px=0.5, score=1e-4, mask_iou=0.99)),
+              ImageCheck('b', worst=dict(box_px=0.2, score=3e-4, mask_iou=0.97))]
+    assert worst_over(checks) == dict(box_px=0.5, score=3e-4, mask_iou=0.97)
+    assert worst_over([ImageCheck('c', worst=dict(pixels_equal=0.9)),
+                       ImageCheck('d', worst=dict(pixels_equal=0.8))]) == dict(pixels_equal=0.8)
+
+
+def test_a_segmentor_that_infers_in_windows_is_refused_naming_what_to_set():
+    """The deployed segmentor runs one graph over the whole image: a sliding-window config (the
+    640 UperNet's) is refused before the export, naming the setting that makes it exportable."""
+    from mambaout_mm.deploy.end2end import check_supported
+    from mambaout_mm.deploy.onnx_export import ExportError
+    from mambaout_mm.utils.config import build_model, load_config
+    slide = {'model.test_cfg': dict(mode='slide', crop_size=(64, 64), stride=(48, 48))}
+    with pytest.raises(ExportError, match=r"'slide' windows.*model\.test_cfg\.mode=whole"):
+        check_supported(build_model(load_config(SEG, slide)))
+    whole = {'model.test_cfg': dict(mode='whole')}
+    assert check_supported(build_model(load_config(SEG, whole))) == 'segmentor'
 
 
 @pytest.mark.parametrize('size', [(37, 53), (300, 410)])

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def end2end(model, cfg, args: argparse.Namespace) -> int:
     """Export the deployable folder, then compare it with the toolbox on images."""
-    from mambaout_mm.deploy.check import check_deployed
+    from mambaout_mm.deploy.check import check_deployed, worst_over
     from mambaout_mm.deploy.end2end import export_end2end
     from mambaout_mm.utils.config import toolbox
     manifest = export_end2end(model, cfg, args.out, tuple(args.shape),
@@ -103,8 +103,7 @@ def end2end(model, cfg, args: argparse.Namespace) -> int:
         print(f'error: the deployed model differs from {toolbox(cfg)} on '
               f'{len(problems)} count(s)', file=sys.stderr)
         return 1
-    worst = {k: (min if k in ('mask_iou', 'pixels_equal') else max)(c.worst[k] for c in checks)
-             for k in checks[0].worst}
+    worst = worst_over(checks)
     print(f'deployed model agrees with {toolbox(cfg)} on {len(checks)} images '
           f'({sum(c.compared for c in checks)} compared; worst: ' +
           ', '.join(f'{k} {v:.3g}' for k, v in worst.items()) + ')')

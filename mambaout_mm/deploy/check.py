@@ -27,6 +27,16 @@ class ImageCheck:
     problems: list[str] = field(default_factory=list)
 
 
+#: the measures of :attr:`ImageCheck.worst` where more is better (the others are errors)
+AGREEMENTS = ('mask_iou', 'pixels_equal')
+
+
+def worst_over(checks: list[ImageCheck]) -> dict[str, float]:
+    """Each measure's worst over the images: the largest error, the smallest agreement."""
+    return {k: (min if k in AGREEMENTS else max)(c.worst[k] for c in checks)
+            for k in checks[0].worst}
+
+
 def check_images(paths: list[str] | None, workdir: str) -> list[str]:
     """The images given (files or folders; an error when there are none), or four generated
     shapes images."""

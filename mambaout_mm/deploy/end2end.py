@@ -140,6 +140,13 @@ def check_supported(model: nn.Module) -> str:
     if hasattr(model, 'decode_head') and hasattr(model, 'extract_feat'):
         if getattr(model.decode_head, 'align_corners', False):
             raise ExportError('End-to-end export resizes logits with align_corners=False only.')
+        mode = (model.test_cfg or {}).get('mode', 'whole')
+        if mode != 'whole':
+            raise ExportError(
+                f"End-to-end export runs a segmentor on the whole image; this config infers in "
+                f"'{mode}' windows (model.test_cfg.mode). Export it with --cfg-options "
+                f"model.test_cfg.mode=whole (one graph over the whole image, as mmdeploy does), "
+                f"or export --part model.")
         return 'segmentor'
     kind = type(model).__name__
     if type(getattr(model, 'bbox_head', None)).__name__ in DENSE_HEADS:

@@ -3,7 +3,8 @@
 What exports (``PARTS``): the backbone alone; a segmentor end to end (image in, per-pixel class
 logits out, normalisation included); a detector's dense part (image in; out, a two-stage one's FPN
 maps and its RPN's per-level objectness and box deltas, a one-stage one's per-level class scores
-and box deltas). Proposals, RoIAlign and NMS stay in PyTorch/mmcv.
+and box deltas): proposals, RoIAlign and NMS stay in PyTorch and mmcv here. The whole model,
+pre- and post-processing included, is ``--part end2end`` (:mod:`.end2end`).
 The exporter is torch's dynamo-based one (``torch.onnx.export(dynamo=True)``): it traces the
 block's reference formula (the CPU kernels step aside under it) and handles mmseg's pyramid pooling,
 which the TorchScript exporter rejects.
