@@ -1,8 +1,7 @@
 """``tools/deploy.py`` / ``python -m mambaout_deploy``: run a deployed model on images.
 
-    python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
-        [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr T]
-        [--eval ANN.json|LABEL_DIR]
+    python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend NAME] [--precision P]
+        [--calibrate DIR] [--threads N] [--score-thr T] [--eval ANN.json|LABEL_DIR]
 
 The backends and precisions are those registered in :mod:`.backends`. ``--calibrate DIR`` first
 makes the artifact ``--backend`` runs ``--precision`` from (OpenVINO int8: quantised by NNCF on
@@ -22,7 +21,7 @@ import time
 import cv2
 
 from . import load
-from .backends import backends, get_backend, precisions
+from .backends import ONNX, backends, get_backend, precisions
 from .errors import DeployError
 from .evaluate import CocoAnnotations, LabelMapScore
 from .image import image_paths, read_image
@@ -30,16 +29,20 @@ from .outputs import SCORE_THRESHOLD, coco_results, draw_detections, draw_label_
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    runs = '; '.join(f'{name}: {", ".join(cls.artifacts)}' for name, cls in backends().items())
+    made = ', '.join(f'{name} {precision}' for name, cls in backends().items()
+                     for precision, artifact in cls.artifacts.items() if artifact != ONNX)
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('model', help='the folder tools/export_onnx.py --part end2end wrote')
     parser.add_argument('images', nargs='+', help='image files or folders of them')
     parser.add_argument('--out', required=True, help='folder for pictures and results')
     parser.add_argument('--backend', choices=list(backends()), default='onnxruntime')
     parser.add_argument('--precision', choices=precisions(), default='fp32',
-                        help='bf16: OpenVINO on CPUs with AVX512-BF16 or AMX')
+                        help=f'what each backend runs ({runs}); where this machine or '
+                             f'installation cannot, the error says why')
     parser.add_argument('--calibrate', metavar='DIR',
-                        help='make what the backend runs the precision from first, calibrated '
-                             'on these images (openvino int8: needs nncf)')
+                        help=f'make what the backend runs the precision from first, calibrated '
+                             f'on these images ({made})')
     parser.add_argument('--threads', type=int, help='default: the backend\'s (all cores)')
     parser.add_argument('--score-thr', type=float, default=SCORE_THRESHOLD, help='drawn detections')
     parser.add_argument('--eval', metavar='ANN.json|LABEL_DIR',

@@ -230,8 +230,15 @@ class Manifest:
         return cls.from_dict(data, where)
 
 
-#: the optional sections, one per head that has settings, and the segmentation task's
-SECTIONS = ('rcnn', 'retinanet', 'dino', 'mask2former', 'segmentation')
+def _sections() -> tuple[str, ...]:
+    hints = typing.get_type_hints(Manifest)
+    return tuple(f.name for f in fields(Manifest)
+                 if any(is_dataclass(arg) for arg in typing.get_args(hints[f.name])))
+
+
+#: the optional sections (the fields that hold a dataclass): one per head that has settings, and
+#: the segmentation task's
+SECTIONS = _sections()
 
 
 def _build(cls: type, data: Any, where: str) -> Any:

@@ -10,7 +10,9 @@ MAP = (REPO / 'docs' / 'architecture.md').read_text()
 
 def mapped_files() -> set[str]:
     """Paths the map's rows name: a row's first cell names paths (bare names beside a path are
-    its siblings); a folder's row names that folder's files in its description."""
+    its siblings; a pattern such as ``*.py`` names every file it matches, so a folder of plug-ins
+    takes a new one without a new row); a folder's row names that folder's files in its
+    description."""
     named = set()
     for row in re.findall(r'^\| `.*$', MAP, flags=re.M):
         path_cell, description = row.split('|')[1:3]
@@ -21,6 +23,8 @@ def mapped_files() -> set[str]:
                   for p in paths}
         if paths[0].endswith('/'):
             named |= {paths[0] + n for n in re.findall(r'`([\w.]+\.(?:py|sh))`', description)}
+    named = {str(f.relative_to(REPO)) for p in named if '*' in p for f in REPO.glob(p)} | {
+        p for p in named if '*' not in p}
     return {p for p in named if p.startswith(('mambaout_mm/', 'mambaout_deploy/', 'tools/'))
             and not p.endswith('/')}
 

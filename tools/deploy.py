@@ -1,9 +1,8 @@
 """Run a model exported with ``tools/export_onnx.py --part end2end`` on images, without torch,
 mmcv or mmdet: pictures, COCO-format detections or label maps, and ``--eval`` accuracy.
 
-    python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend onnxruntime|openvino]
-        [--precision fp32|bf16|int8] [--calibrate DIR] [--threads N] [--score-thr T]
-        [--eval ANN.json|LABEL_DIR]
+    python tools/deploy.py FOLDER IMAGE|DIR ... --out DIR [--backend NAME] [--precision P]
+        [--calibrate DIR] [--threads N] [--score-thr T] [--eval ANN.json|LABEL_DIR]
 
 The same as ``python -m mambaout_deploy``; see mambaout_deploy/cli.py.
 """
