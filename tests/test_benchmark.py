@@ -125,28 +125,30 @@ def test_config_subject_peak_memory_in_a_fresh_process():
 
 
 @pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ONNX exporter (torch >= 2.6)')
-def test_onnxruntime_subject_is_timed_for_fp32_inference_only(monkeypatch):
+@pytest.mark.parametrize('backend', subjects.deploy_backends())
+def test_a_backbone_run_by_each_deployment_backend_is_timed_for_fp32_inference_only(backend):
     """(Its agreement with PyTorch is the export's check, tests/test_onnx_export.py.)"""
-    monkeypatch.setitem(subjects.SUBJECTS, 'mambaout_f',
-                        lambda: subjects.mambaout_backbone('femto'))
-    monkeypatch.setitem(subjects.SUBJECTS, 'mambaout_f_onnxruntime', None)  # made from ours
-    results = run_benchmark(['mambaout_f', 'mambaout_f_onnxruntime'], [1, 3, 64, 64],
-                            ['infer', 'train'], ['fp32'], warmup=0, repeats=1, memory=False)
+    pytest.importorskip(backend)
+    exported = f'mambaout_f_{backend}'
+    results = run_benchmark(['mambaout_f', exported], [1, 3, 64, 64], ['infer', 'train'],
+                            ['fp32'], warmup=0, repeats=1, memory=False)
     assert [(r.name, r.mode) for r in results] == [
-        ('mambaout_f', 'infer'), ('mambaout_f_onnxruntime', 'infer'), ('mambaout_f', 'train')]
+        ('mambaout_f', 'infer'), (exported, 'infer'), ('mambaout_f', 'train')]
 
 
 @pytest.mark.skipif(not dynamo_exporter(), reason='needs the dynamo ONNX exporter (torch >= 2.6)')
-def test_a_segmentors_network_runs_in_pytorch_and_in_onnxruntime_alike():
+@pytest.mark.parametrize('backend', subjects.deploy_backends())
+def test_a_segmentors_network_runs_in_pytorch_and_in_each_deployment_backend_alike(backend):
+    pytest.importorskip(backend)
     shape = [1, 3, 64, 64]
-    names = [f'{SEG}:network', f'{SEG}:onnxruntime']
+    names = [f'{SEG}:network', f'{SEG}:{backend}']
     models = build_subjects(names, shape)
     x = torch.rand(*shape) * 255
     with torch.inference_mode():
         logits = models[names[0]](x)
-    (ort_logits,) = models[names[1]](x)
+    (exported,) = models[names[1]](x)
     assert logits.shape == (1, models[names[0]].network.segmentor.decode_head.num_classes, 64, 64)
-    torch.testing.assert_close(torch.from_numpy(ort_logits), logits, rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(exported), logits, rtol=1e-3, atol=1e-4)
     results = run_benchmark(names, shape, ['infer', 'train'], ['fp32'], warmup=0, repeats=1,
                             memory=False)
     assert [(r.name, r.mode) for r in results] == [(n, 'infer') for n in names]

@@ -13,8 +13,9 @@ segmentors, 1x3x800x1280 when a detector is among the subjects; fp32, and bf16 w
 the CPU computes it natively (bf16 asked for on another CPU runs emulated, and the header says so);
 on a GPU also fp16 and tf32 ('fp32' there is strict float32: TF32 off for cuDNN too). The header
 names the machine (CPU and ISA, or GPU, driver, CUDA and cuDNN), torch, memory format and compile.
-``mambaout_t_onnxruntime``: our backbone (same weights) exported to ONNX and run by ONNX Runtime on
-the CPU; it is timed for fp32 inference only.
+``NAME_BACKEND`` (``mambaout_t_onnxruntime``, ``mambaout_t_openvino``): that backbone (same weights)
+exported to ONNX and run by a backend of the deployment package on the CPU; ``CONFIG.py:BACKEND``
+a config's network the same way; both are timed for fp32 inference only.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from mambaout_mm.benchmark.subjects import (
     SUBJECTS,
     build_subjects,
     default_shape,
+    deploy_backends,
     feature_agreement,
 )
 from mambaout_mm.benchmark.tables import markdown, to_rows
@@ -44,10 +46,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--subjects', nargs='+', metavar='SUBJECT',
                         default=['mambaout_t', 'timm_mambaout_t', 'convnext_t', 'swin_t',
                                  'resnet50'],
-                        help=f'backbones ({", ".join(sorted(SUBJECTS))}) or config files: '
-                             'CONFIG.py (the model as mmengine runs it), CONFIG.py:network (the '
-                             'network ONNX export takes, in PyTorch), CONFIG.py:onnxruntime (that '
-                             'network in ONNX Runtime)')
+                        help=f'backbones ({", ".join(sorted(SUBJECTS))}; NAME_BACKEND: exported '
+                             f'and run by a deployment backend, {", ".join(deploy_backends())}) '
+                             f'or config files: CONFIG.py (the model as mmengine runs it), '
+                             f'CONFIG.py:network (the network ONNX export takes, in PyTorch), '
+                             f'CONFIG.py:BACKEND (that network run by a deployment backend)')
     parser.add_argument('--shape', type=int, nargs=4, metavar=('N', 'C', 'H', 'W'),
                         help='input; default 1 3 800 1280 with a detector config, else '
                              '2 3 512 512')

@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from .subjects import build_subjects, is_config, split_config
+from .subjects import build_subjects, exported_subject, is_config, split_config
 
 
 def gemm_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
@@ -23,12 +23,13 @@ def gemm_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
 
 
 def subject_macs(name: str, shape: list[int]) -> float:
-    """Giga multiply-adds of one ``shape`` batch through a benchmark subject (an ONNX Runtime
-    subject counts as the PyTorch network it is exported from), by mmengine's counter."""
+    """Giga multiply-adds of one ``shape`` batch through a benchmark subject (an exported one
+    counts as the PyTorch network it is exported from), by mmengine's counter."""
     from ..evaluation.complexity import macs, model_complexity
     if is_config(name):
         return shape[0] * model_complexity(split_config(name)[0], tuple(shape[2:]))['macs_g']
-    model = build_subjects([name.removesuffix('_onnxruntime')])[name.removesuffix('_onnxruntime')]
+    name = exported_subject(name)[0] if exported_subject(name) else name
+    model = build_subjects([name])[name]
     model.eval()  # not chained: mmdet's ResNet.train() returns None
     return macs(model, torch.randn(*shape)) / 1e9
 

@@ -1,5 +1,6 @@
 """What the benchmark can time: backbones by name (``SUBJECTS``) and configs, whole or as the
-network ONNX export takes, in PyTorch or ONNX Runtime."""
+network ONNX export takes, in PyTorch or exported and run by a deployment backend
+(:mod:`mambaout_deploy.backends`: ONNX Runtime, OpenVINO, any registered there)."""
 from __future__ import annotations
 
 import os
@@ -49,29 +50,42 @@ def mambaout_backbone(arch: str, **kwargs) -> nn.Module:
     return MambaOutBackbone(arch, **kwargs)
 
 
-class OnnxRuntimeModule(nn.Module):
-    """A network exported to ONNX (``onnx_export``) and run by ONNX Runtime on the CPU, with its
-    default threads; inference in fp32 only. Free sizes unless ``shape`` fixes them (UperNet's
-    pooling holds for the traced size only)."""
+def deploy_backends() -> tuple[str, ...]:
+    """The deployment package's registered backends, each a way to run an exported network."""
+    from mambaout_deploy.backends import backends
+    return tuple(backends())
+
+
+class ExportedModule(nn.Module):
+    """A network exported to ONNX (``onnx_export``) and run in fp32 by the deployment ``backend``
+    on the CPU, with its default threads; inference only. Free sizes unless ``shape`` fixes them
+    (UperNet's pooling holds for the traced size only)."""
 
     trains = False
 
-    def __init__(self, model: nn.Module, shape: list[int] | None = None) -> None:
+    def __init__(self, model: nn.Module, backend: str, shape: list[int] | None = None) -> None:
         super().__init__()
         import tempfile
 
-        import onnxruntime as ort
+        from mambaout_deploy.backends import get_backend
 
         from ..deploy.onnx_export import export
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, 'network.onnx')
-            export(model, tuple(shape or (2, 3, 64, 64)), path, dynamic=shape is None)
-            self.session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+        self.backend = backend
+        self._folder = tempfile.TemporaryDirectory()  # kept: a backend may compile it again
+        path = os.path.join(self._folder.name, 'network.onnx')
+        export(model, tuple(shape or (2, 3, 64, 64)), path, dynamic=shape is None)
+        self.session = get_backend(backend).session(path, None, 'fp32')
 
     def forward(self, x: torch.Tensor) -> list:
         if x.device.type != 'cpu':
-            raise ValueError('ONNX Runtime subjects run on the CPU only.')
-        return self.session.run(None, {'image': x.numpy()})
+            raise ValueError(f'{self.backend} subjects run on the CPU only.')
+        return self.session.run({'image': x.numpy()})
+
+
+def exported_subject(name: str) -> tuple[str, str] | None:
+    """``(backbone subject, backend)`` of a name such as ``mambaout_t_openvino``; else None."""
+    base, _, backend = name.rpartition('_')
+    return (base, backend) if backend in deploy_backends() and base in SUBJECTS else None
 
 
 def _swin_t() -> nn.Module:
@@ -90,14 +104,14 @@ def _convnext_t() -> nn.Module:
     return TimmFeatures(timm.create_model('convnext_tiny'))
 
 
-#: name -> builder; ``timm_mambaout_*`` and ``*_onnxruntime`` subjects copy the weights of the
-#: matching ours.
+#: name -> builder; ``timm_mambaout_*`` subjects copy the weights of the matching ours, as do
+#: ``NAME_BACKEND`` ones (:func:`exported_subject`, ``mambaout_t_onnxruntime``: the subject
+#: exported and run by a deployment backend, fp32 inference only).
 SUBJECTS: dict[str, Callable[[], nn.Module]] = {
     'mambaout_t_cp': lambda: mambaout_backbone('tiny', with_cp=True),
     # the block's plain formula
     'mambaout_t_ref': lambda: mambaout_backbone('tiny', backend='reference'),
     'mambaout_t_compiled': lambda: torch.compile(mambaout_backbone('tiny')),
-    'mambaout_t_onnxruntime': lambda: OnnxRuntimeModule(mambaout_backbone('tiny')),
     'convnext_t': _convnext_t,
     'swin_t': _swin_t,
     'resnet50': _resnet50,
@@ -114,16 +128,17 @@ DEFAULT_SHAPES = {'backbone': [2, 3, 512, 512], 'mmdet': [1, 3, 800, 1280],
 
 #: ``CONFIG.py`` runs the model as mmengine does (``predict``; ``loss`` and an update);
 #: ``CONFIG.py:network`` the network ONNX export takes (``onnx_export.network``: a segmentor's
-#: logits, a detector's dense maps) in PyTorch, ``CONFIG.py:onnxruntime`` that network in ONNX
-#: Runtime, exported at the benchmark's input size; both inference only
-CONFIG_RUNTIMES = ('network', 'onnxruntime')
+#: logits, a detector's dense maps) in PyTorch, ``CONFIG.py:BACKEND`` that network exported at the
+#: benchmark's input size and run by a deployment backend; both inference only
+def config_engines() -> tuple[str, ...]:
+    return ('network', *deploy_backends())
 
 
 def split_config(name: str) -> tuple[str, str | None]:
-    """``(config, runtime)`` of a subject name; runtime ``None`` for the model as mmengine
-    runs it."""
+    """``(config, engine)`` of a subject name (:func:`config_engines`); engine ``None`` for the
+    model as mmengine runs it."""
     head, sep, tail = name.rpartition(':')
-    if sep and tail in CONFIG_RUNTIMES and head.endswith('.py'):
+    if sep and tail in config_engines() and head.endswith('.py'):
         return head, tail
     return name, None
 
@@ -147,32 +162,36 @@ class Network(nn.Module):
 
 
 def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str, nn.Module]:
-    """Build the named subjects; timm's MambaOut gets the weights of our MambaOut of that size,
-    a config's ONNX Runtime subject is exported at ``shape``."""
-    unknown = [n for n in names if n not in SUBJECTS and not is_config(n)]
+    """Build the named subjects; timm's MambaOut and an exported backbone get the weights of our
+    MambaOut of that size, a config's exported network is exported at ``shape``."""
+    unknown = [n for n in names if n not in SUBJECTS and not is_config(n)
+               and not exported_subject(n)]
     if unknown:
         raise ConfigError(f'Unknown benchmark subjects {unknown}; choose from {sorted(SUBJECTS)} '
-                       f'or give config files (*.py, or *.py:RUNTIME for {CONFIG_RUNTIMES}).')
+                          f'(NAME_BACKEND to run one exported by a backend of '
+                          f'{deploy_backends()}) or give config files (*.py, or *.py:ENGINE for '
+                          f'{config_engines()}).')
     torch.manual_seed(0)
     models = {}
     for name in names:
-        config, runtime = split_config(name)
-        if runtime == 'onnxruntime':
+        config, engine = split_config(name)
+        if engine in deploy_backends():
             if shape is None:
                 raise ValueError(f'{name} is exported at the input size: give a shape.')
             pytorch = models.get(f'{config}:network')  # the same weights where it is a subject
-            models[name] = OnnxRuntimeModule(pytorch if pytorch is not None else Network(config),
-                                             shape)
-        elif runtime == 'network':
+            models[name] = ExportedModule(pytorch if pytorch is not None else Network(config),
+                                          engine, shape)
+        elif engine == 'network':
             models[name] = Network(config)
         elif is_config(name):
             models[name] = ConfigModel(name)
         elif name.startswith('timm_mambaout_'):
             ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
             models[name] = timm_mambaout(SIZES[name.rsplit('_', 1)[1]], like=ours)
-        elif name.endswith('_onnxruntime'):
-            ours = models.get(name[:-len('_onnxruntime')])
-            models[name] = OnnxRuntimeModule(ours) if ours is not None else SUBJECTS[name]()
+        elif exported_subject(name):
+            base, backend = exported_subject(name)
+            ours = models.get(base)
+            models[name] = ExportedModule(ours if ours is not None else SUBJECTS[base](), backend)
         else:
             models[name] = SUBJECTS[name]()
     return models
