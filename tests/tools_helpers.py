@@ -1,7 +1,9 @@
 """Running the project's command-line tools the way a user does, in a subprocess."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,12 +14,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 #: The tools' tests are CPU tests wherever they run: GPUs hidden (the GPU suite has its own).
 CPU_ONLY = {'CUDA_VISIBLE_DEVICES': ''}
+#: The tools' own torch hub cache (so a URL is never found cached from elsewhere), removed at exit.
+TORCH_HOME = tempfile.mkdtemp(prefix='mambaout-mm-tests-torch-home-')
+atexit.register(shutil.rmtree, TORCH_HOME, ignore_errors=True)
 #: No network for the tools, whatever the machine has: downloads go through a proxy that refuses
-#: them, into a hub cache of their own (so a URL is never found cached from elsewhere).
+#: them, into TORCH_HOME.
 OFFLINE = {**{name: 'http://127.0.0.1:9' for name in
               ('http_proxy', 'https_proxy', 'HTTP_PROXY', 'HTTPS_PROXY')},
            'no_proxy': '', 'NO_PROXY': '',
-           'TORCH_HOME': tempfile.mkdtemp(prefix='mambaout-mm-tests-torch-home-')}
+           'TORCH_HOME': TORCH_HOME}
 #: --cfg-options that keep data loading in the main process (tiny datasets, quick start-up).
 IN_PROCESS_LOADERS = [f'{split}_dataloader.{key}'
                       for split in ('train', 'val', 'test')

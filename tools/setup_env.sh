@@ -37,6 +37,20 @@ MMPRETRAIN_VERSION=1.2.0
 STEP="start"
 trap 'echo "setup_env: step \"$STEP\" failed (exit $?); see the output above." >&2' ERR
 step() { STEP="$1"; echo "==> $1"; }
+# need_gib N DIR...: stop before a large install where a disk has less than N GiB free (pip would
+# fail midway with "No space left on device", the environment half installed).
+need_gib() {
+  local gib="$1" dir free; shift
+  for dir in "$@"; do
+    free=$(( $(df -Pk "$dir" | awk 'NR == 2 {print $4}') / 1048576 ))
+    if [ "$free" -lt "$gib" ]; then
+      echo "setup_env: step \"$STEP\" needs about $gib GiB free on the disk of $dir; it has $free GiB." \
+           "Free some (old virtual environments; /tmp/pytest-of-$(id -un), where failed test runs" \
+           "keep their files) or point VENV or TMPDIR at a larger disk." >&2
+      exit 1
+    fi
+  done
+}
 
 step "create virtual environment $VENV"
 [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
@@ -53,6 +67,10 @@ else
   INDEX=()
   [ -n "${TORCH_INDEX_URL:-}" ] && INDEX=(--index-url "$TORCH_INDEX_URL")
   step "install torch $TORCH, torchvision $TORCHVISION ${TORCH_INDEX_URL:+from $TORCH_INDEX_URL}"
+  # torch with its CUDA libraries: ~3 GB of wheels unpacked to ~5 GB (2.1.2)
+  if [ "$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)" != "$TORCH" ]; then
+    need_gib 10 "$VENV" "${TMPDIR:-/tmp}"
+  fi
   "${PIP[@]}" "${INDEX[@]}" "torch==$TORCH" "torchvision==$TORCHVISION"
 fi
 TORCH_FOUND="$("$PY" -c 'import torch; print(torch.__version__)')"
