@@ -44,9 +44,10 @@ need_gib() {
   for dir in "$@"; do
     free=$(( $(df -Pk "$dir" | awk 'NR == 2 {print $4}') / 1048576 ))
     if [ "$free" -lt "$gib" ]; then
-      echo "setup_env: step \"$STEP\" needs about $gib GiB free on the disk of $dir; it has $free GiB." \
-           "Free some (old virtual environments; /tmp/pytest-of-$(id -un), where failed test runs" \
-           "keep their files) or point VENV or TMPDIR at a larger disk." >&2
+      echo "setup_env: step \"$STEP\" needs about $gib GiB free on the disk of $dir;" \
+           "it has $free GiB. Free some (old virtual environments;" \
+           "${TMPDIR:-/tmp}/pytest-of-$(id -un), where failed test runs keep their files)" \
+           "or point VENV or TMPDIR at a larger disk." >&2
       exit 1
     fi
   done
