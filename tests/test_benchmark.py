@@ -96,6 +96,12 @@ def test_unknown_subject_names_the_choices():
         build_subjects(['convnext_x'])
 
 
+@pytest.mark.parametrize('name', ['mambaout_t_onnxruntime', f'{SEG}:openvino'])
+def test_an_exported_subject_needs_the_input_size_it_is_exported_at(name):
+    with pytest.raises(ValueError, match='exported at the input size: give a shape'):
+        build_subjects([name])
+
+
 @pytest.mark.parametrize('config,shape', [(DET, [1, 3, 96, 128]), (SEG, [2, 3, 64, 64])])
 def test_config_subjects_run_whole_models(config, shape):
     """Detector and segmentor from configs: predict and a training step, fp32 and (where it is

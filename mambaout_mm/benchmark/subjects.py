@@ -57,13 +57,13 @@ def deploy_backends() -> tuple[str, ...]:
 
 
 class ExportedModule(nn.Module):
-    """A network exported to ONNX (``onnx_export``) and run in fp32 by the deployment ``backend``
-    on the CPU, with its default threads; inference only. Free sizes unless ``shape`` fixes them
-    (UperNet's pooling holds for the traced size only)."""
+    """A network exported to ONNX (``onnx_export``) at the input ``shape``, fixed as the
+    deployment's exports are (OpenVINO runs free sizes slower: docs/deploy.md), and run in
+    fp32 by the deployment ``backend`` on the CPU with its default threads; inference only."""
 
     trains = False
 
-    def __init__(self, model: nn.Module, backend: str, shape: list[int] | None = None) -> None:
+    def __init__(self, model: nn.Module, backend: str, shape: list[int]) -> None:
         super().__init__()
         import tempfile
 
@@ -73,7 +73,7 @@ class ExportedModule(nn.Module):
         self.backend = backend
         self._folder = tempfile.TemporaryDirectory()  # kept: a backend may compile it again
         path = os.path.join(self._folder.name, 'network.onnx')
-        export(model, tuple(shape or (2, 3, 64, 64)), path, dynamic=shape is None)
+        export(model, tuple(shape), path)
         self.session = get_backend(backend).session(path, None, 'fp32')
 
     def forward(self, x: torch.Tensor) -> list:
@@ -163,7 +163,7 @@ class Network(nn.Module):
 
 def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str, nn.Module]:
     """Build the named subjects; timm's MambaOut and an exported backbone get the weights of our
-    MambaOut of that size, a config's exported network is exported at ``shape``."""
+    MambaOut of that size; exported subjects are exported at ``shape``."""
     unknown = [n for n in names if n not in SUBJECTS and not is_config(n)
                and not exported_subject(n)]
     if unknown:
@@ -175,9 +175,9 @@ def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str
     models = {}
     for name in names:
         config, engine = split_config(name)
+        if (engine in deploy_backends() or exported_subject(name)) and shape is None:
+            raise ValueError(f'{name} is exported at the input size: give a shape.')
         if engine in deploy_backends():
-            if shape is None:
-                raise ValueError(f'{name} is exported at the input size: give a shape.')
             pytorch = models.get(f'{config}:network')  # the same weights where it is a subject
             models[name] = ExportedModule(pytorch if pytorch is not None else Network(config),
                                           engine, shape)
@@ -191,7 +191,8 @@ def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str
         elif exported_subject(name):
             base, backend = exported_subject(name)
             ours = models.get(base)
-            models[name] = ExportedModule(ours if ours is not None else SUBJECTS[base](), backend)
+            models[name] = ExportedModule(ours if ours is not None else SUBJECTS[base](), backend,
+                                          shape)
         else:
             models[name] = SUBJECTS[name]()
     return models
