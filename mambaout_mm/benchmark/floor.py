@@ -28,7 +28,8 @@ def subject_macs(name: str, shape: list[int]) -> float:
     from ..evaluation.complexity import macs, model_complexity
     if is_config(name):
         return shape[0] * model_complexity(split_config(name)[0], tuple(shape[2:]))['macs_g']
-    name = exported_subject(name)[0] if exported_subject(name) else name
+    exported = exported_subject(name)
+    name = exported[0] if exported else name
     model = build_subjects([name])[name]
     model.eval()  # not chained: mmdet's ResNet.train() returns None
     return macs(model, torch.randn(*shape)) / 1e9

@@ -173,11 +173,13 @@ def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str
                           f'{config_engines()}).')
     torch.manual_seed(0)
     models = {}
+    backends = deploy_backends()
     for name in names:
         config, engine = split_config(name)
-        if (engine in deploy_backends() or exported_subject(name)) and shape is None:
+        exported = exported_subject(name)
+        if (engine in backends or exported) and shape is None:
             raise ValueError(f'{name} is exported at the input size: give a shape.')
-        if engine in deploy_backends():
+        if engine in backends:
             pytorch = models.get(f'{config}:network')  # the same weights where it is a subject
             models[name] = ExportedModule(pytorch if pytorch is not None else Network(config),
                                           engine, shape)
@@ -188,8 +190,8 @@ def build_subjects(names: list[str], shape: list[int] | None = None) -> dict[str
         elif name.startswith('timm_mambaout_'):
             ours = models.get(name[len('timm_'):]) or SUBJECTS[name[len('timm_'):]]()
             models[name] = timm_mambaout(SIZES[name.rsplit('_', 1)[1]], like=ours)
-        elif exported_subject(name):
-            base, backend = exported_subject(name)
+        elif exported:
+            base, backend = exported
             ours = models.get(base)
             models[name] = ExportedModule(ours if ours is not None else SUBJECTS[base](), backend,
                                           shape)
